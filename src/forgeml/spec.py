@@ -1,0 +1,331 @@
+"""The declarative spec: the single source of truth for defaults, validation and error messages.
+
+A spec is loaded from YAML (`load_spec`), built from keyword arguments or CLI flags
+(`build_spec`), or both (flags override the file). Every other module reads its settings
+from these models and invents no defaults of its own. `init_template` renders the
+commented YAML that `forgeml init` prints, straight from the field definitions below.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from forgeml.errors import SpecError, did_you_mean
+
+Task = Literal["auto", "classification", "regression"]
+ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier"]
+DatetimePart = Literal["year", "month", "day", "dayofweek", "dayofyear", "hour", "minute", "is_weekend", "elapsed_days"]
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Section):
+    """Where the data comes from and what to learn."""
+
+    source: str | None = Field(
+        None,
+        description="file path (csv, tsv, parquet, jsonl, json, xlsx), SQLAlchemy URL with `query`, or sklearn://NAME",
+    )
+    target: str | None = Field(None, description="column to predict")
+    task: Task = Field("auto", description="classification | regression | auto (inferred from the target)")
+    query: str | None = Field(None, description="SQL query, when source is a database URL")
+    sheet: str | int | None = Field(None, description="Excel sheet name or index (default: the first)")
+    ignore_columns: list[str] = Field(default_factory=list, description="columns never used as features")
+    id_columns: list[str] = Field(default_factory=list, description="identifier columns: kept out of the features")
+    column_kinds: dict[str, ColumnKind] = Field(
+        default_factory=dict, description="override inferred kinds, e.g. {zip: categorical}"
+    )
+
+
+class PreprocessingSpec(_Section):
+    """How raw columns become features; fitted on the training split only and saved in the model."""
+
+    numeric_imputation: Literal["median", "mean", "most_frequent", "constant"] = Field(
+        "median", description="fill for missing numbers: median | mean | most_frequent | constant (0)"
+    )
+    categorical_imputation: Literal["most_frequent", "constant"] = Field(
+        "constant", description="fill for missing categories: most_frequent | constant (a '__missing__' level)"
+    )
+    missing_indicators: bool = Field(True, description="add a 0/1 column for each numeric column with missing values")
+    scaling: Literal["standard", "robust", "minmax", "none"] = Field(
+        "standard", description="numeric scaling: standard | robust | minmax | none (tree models ignore it)"
+    )
+    categorical_encoding: Literal["onehot", "ordinal"] = Field(
+        "onehot", description="encoding of low-cardinality categories: onehot | ordinal"
+    )
+    high_cardinality_encoding: Literal["target", "frequency", "ordinal"] = Field(
+        "target", description="encoding of categories with many levels: target (cross-fitted) | frequency | ordinal"
+    )
+    high_cardinality_threshold: int = Field(20, ge=2, description="a categorical column with more levels is high-cardinality")
+    rare_category_min_count: int = Field(
+        5, ge=1, description="levels seen fewer times in training are grouped into one 'rare' level"
+    )
+    datetime_features: list[DatetimePart] = Field(
+        default_factory=lambda: ["year", "month", "day", "dayofweek", "hour", "elapsed_days"],
+        description="parts extracted from datetime columns",
+    )
+    text_max_features: int = Field(1000, ge=1, description="TF-IDF vocabulary size for each text column")
+    outlier_clipping: float | None = Field(
+        None, gt=0, lt=0.5, description="clip numbers to the [q, 1-q] training quantiles, e.g. 0.01 (null: off)"
+    )
+    drop_duplicate_rows: bool = Field(False, description="drop exact duplicate rows before splitting")
+
+
+class SplitSpec(_Section):
+    """Train / validation / test split."""
+
+    train: float = Field(0.70, gt=0, lt=1, description="fraction of rows for training")
+    validation: float = Field(0.15, ge=0, lt=1, description="fraction for validation (model selection, early stopping)")
+    test: float = Field(0.15, ge=0, lt=1, description="fraction held out for the final, untouched evaluation")
+    strategy: Literal["auto", "random", "stratified", "group", "time"] = Field(
+        "auto",
+        description="auto: stratified for classification, group when group_column is set, time when time_column is set",
+    )
+    group_column: str | None = Field(None, description="rows sharing a value stay in one split")
+    time_column: str | None = Field(None, description="split in time order: train on the past, test on the future")
+    folds: int = Field(5, ge=2, description="folds for cross-validation helpers")
+    seed: int | None = Field(None, description="split seed (default: the spec's seed)")
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitSpec:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + validation + test must sum to 1 (got {self.train} + {self.validation} + {self.test} = {total:g})"
+            )
+        if self.strategy == "group" and not self.group_column:
+            raise ValueError("strategy 'group' needs group_column")
+        if self.strategy == "time" and not self.time_column:
+            raise ValueError("strategy 'time' needs time_column")
+        return self
+
+
+class ModelChoice(_Section):
+    """One model family and the hyperparameters that override its defaults."""
+
+    family: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        from forgeml.models.zoo import family_names
+
+        names = family_names()
+        if value not in names:
+            raise ValueError(f"unknown model family '{value}'{did_you_mean(value, names)} (known: {', '.join(names)})")
+        return value
+
+
+class TrainingSpec(_Section):
+    """Budget and objective."""
+
+    time_limit: float | None = Field(60, gt=0, description="seconds for the whole run, fitting included (null: no limit)")
+    metric: str | None = Field(
+        None, description="metric to optimise (default: roc_auc for binary, log_loss for multiclass, rmse for regression)"
+    )
+    refit: bool = Field(True, description="refit the winner on train + validation before the test evaluation")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from forgeml.evaluation.metrics import metric_names
+
+        names = metric_names()
+        if value not in names:
+            raise ValueError(f"unknown metric '{value}'{did_you_mean(value, names)} (known: {', '.join(names)})")
+        return value
+
+
+class OutputSpec(_Section):
+    """What is registered."""
+
+    name: str = Field("model", pattern=MODEL_NAME_PATTERN, description="registered model name (letters, digits, _ . -)")
+    report: bool = Field(True, description="write the self-contained HTML report")
+    description: str | None = Field(None, description="free text stored with the model version")
+
+
+class Spec(_Section):
+    """A whole forgeml job."""
+
+    seed: int = Field(42, description="one seed for splits, models and every library that takes a random_state")
+    data: DataSpec = Field(default_factory=DataSpec)
+    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    models: Literal["auto"] | list[ModelChoice] = Field(
+        "auto", description="auto (the zoo, fastest strong families first) or a list of families"
+    )
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_shorthand(cls, value: Any) -> Any:
+        # `models: [lightgbm, random_forest]` and `models: lightgbm,random_forest` are shorthands.
+        if isinstance(value, str) and value != "auto":
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            return [{"family": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @property
+    def split_seed(self) -> int:
+        return self.seed if self.split.seed is None else self.split.seed
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _format_errors(exc: ValidationError, where: str) -> str:
+    """One line per problem, each naming the field path, the problem and the received value."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "literal")))
+        loc = re.sub(r"\.(list|union|tagged-union)\[[^\]]*\]", "", loc)
+        if err["type"] == "extra_forbidden":
+            field = str(err["loc"][-1])
+            parent = _section_for(err["loc"][:-1])
+            hint = did_you_mean(field, parent.model_fields) if parent else ""
+            allowed = f" (allowed: {', '.join(parent.model_fields)})" if parent and not hint else ""
+            parts.append(f"unknown field '{loc}'{hint}{allowed}")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        received = err.get("input")
+        shown = "" if isinstance(received, (dict, list)) or err["type"] == "value_error" else f" (got {received!r})"
+        parts.append(f"{loc or 'spec'}: {msg}{shown}")
+    return f"invalid spec{where}: " + "; ".join(parts)
+
+
+def _section_for(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Spec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None if not isinstance(part, int) else model
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            for c in candidates:
+                nested += [a for a in getattr(c, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def spec_from_dict(raw: dict[str, Any], *, where: str = "") -> Spec:
+    """Validate a plain dict into a Spec, raising SpecError with every problem on one line."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"invalid spec{where}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_errors(exc, where)) from None
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file '{path}' not found; create one with `forgeml init > {path.name}`")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"spec file '{path}' is not valid YAML{where}: {problem}") from None
+    return spec_from_dict(raw, where=f" ({path})")
+
+
+# Keyword arguments accepted by `build_spec` / `forgeml.train` and the spec field each sets.
+OVERRIDES: dict[str, tuple[str, str]] = {
+    "source": ("data", "source"),
+    "target": ("data", "target"),
+    "task": ("data", "task"),
+    "query": ("data", "query"),
+    "sheet": ("data", "sheet"),
+    "ignore_columns": ("data", "ignore_columns"),
+    "id_columns": ("data", "id_columns"),
+    "time_limit": ("training", "time_limit"),
+    "metric": ("training", "metric"),
+    "refit": ("training", "refit"),
+    "name": ("output", "name"),
+    "report": ("output", "report"),
+    "description": ("output", "description"),
+    "group_column": ("split", "group_column"),
+    "time_column": ("split", "time_column"),
+    "split_strategy": ("split", "strategy"),
+}
+
+
+def build_spec(base: Spec | dict[str, Any] | str | Path | None = None, **overrides: Any) -> Spec:
+    """A Spec from a base (file, dict or Spec) with keyword overrides applied; None values are ignored.
+
+    Keywords are those of OVERRIDES plus `seed` and `models`; unknown ones raise SpecError.
+    """
+    if base is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(base, Spec):
+        raw = base.model_dump(mode="python", exclude_unset=True)
+    elif isinstance(base, dict):
+        raw = dict(base)
+    else:
+        raw = load_spec(base).model_dump(mode="python", exclude_unset=True)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in ("seed", "models"):
+            raw[key] = value
+        elif key in OVERRIDES:
+            section, field = OVERRIDES[key]
+            raw.setdefault(section, {})
+            raw[section] = {**raw[section], field: value}
+        else:
+            allowed = ", ".join(sorted([*OVERRIDES, "seed", "models"]))
+            raise SpecError(f"unknown option '{key}'{did_you_mean(key, [*OVERRIDES, 'seed', 'models'])} (allowed: {allowed})")
+    return spec_from_dict(raw)
+
+
+# ----------------------------------------------------------------------------- `forgeml init`
+
+
+def init_template() -> str:
+    """The commented YAML spec with every field at its default, rendered from the models above."""
+    lines = [
+        "# forgeml spec: every field shows its default. Run it with `forgeml train --spec spec.yaml`.",
+        "# CLI flags (--target, --time-limit, --name, ...) override the values here.",
+        f"seed: {Spec.model_fields['seed'].default}",
+    ]
+    for section_name in ("data", "preprocessing", "split", "models", "training", "output"):
+        field = Spec.model_fields[section_name]
+        if section_name == "models":
+            lines += [
+                "",
+                f"# {field.description}; e.g. [lightgbm, {{family: random_forest, params: {{n_estimators: 500}}}}]",
+                "models: auto",
+            ]
+            continue
+        section = field.annotation
+        lines += ["", f"# {section.__doc__.strip()}", f"{section_name}:"]
+        instance = section()
+        for name, sub in section.model_fields.items():
+            if sub.description:
+                lines.append(f"  # {sub.description}")
+            value = getattr(instance, name)
+            dumped = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+            dumped = dumped.removesuffix("\n...").removesuffix("...").strip()
+            lines.append(f"  {name}: {dumped}")
+    return "\n".join(lines) + "\n"
