@@ -134,6 +134,12 @@ class TrainingSpec(_Section):
         None, description="metric to optimise (default: roc_auc for binary, log_loss for multiclass, rmse for regression)"
     )
     refit: bool = Field(True, description="refit the winner on train + validation before the test evaluation")
+    validation: Literal["auto", "holdout", "cv"] = Field(
+        "auto",
+        description="model selection on the validation split (holdout) or by k-fold CV over train + validation "
+        "(cv); auto: cv up to 20,000 rows",
+    )
+    cv_max_rows: int = Field(20_000, ge=1, description="with validation auto, the largest train + validation size that uses cv")
 
     @field_validator("metric")
     @classmethod

@@ -1,0 +1,309 @@
+"""Budgeted model selection: fit candidate families within a time limit and keep the best.
+
+Small data is scored by k-fold cross-validation over train + validation (out-of-fold
+predictions, so every row counts once and selection does not overfit a 20-row validation
+set); large data by the validation split. Candidates are tried strongest-and-cheapest first;
+a candidate whose estimated cost exceeds what is left of the budget is skipped, and LightGBM
+stops growing trees when the deadline arrives. The winner is refitted on train + validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forgeml.errors import TrainingError
+from forgeml.models.zoo import Family
+
+log = logging.getLogger(__name__)
+
+EventFn = Callable[[str, dict[str, Any]], None]
+
+
+class Deadline:
+    """Seconds left of a time budget that started when the object was made (None: unlimited)."""
+
+    def __init__(self, seconds: float | None, start: float | None = None) -> None:
+        self.seconds = seconds
+        self.start = time.monotonic() if start is None else start
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def remaining(self) -> float:
+        return float("inf") if self.seconds is None else self.seconds - self.elapsed()
+
+
+@dataclass
+class Candidate:
+    family: str
+    params: dict[str, Any]
+    status: str = "ok"  # ok | skipped | failed | timeout
+    score: float | None = None
+    std: float | None = None
+    fit_time: float = 0.0
+    note: str = ""
+    best_iteration: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {"family": self.family, "score": self.score, "std": self.std, "fit_time": round(self.fit_time, 3),
+                "status": self.status, "note": self.note}
+
+
+@dataclass
+class Selection:
+    """What model selection produced: the refitted winner, its pre-refit fit, and the leaderboard."""
+
+    winner: Candidate
+    pipeline: Any  # the final fitted Pipeline (refitted on train + validation when asked)
+    holdout_pipeline: Any  # the winner fitted on train only (None in cv mode): honest validation scores
+    oof: dict[str, Any] | None  # cv mode: out-of-fold y_pred / proba of the winner over train + validation
+    candidates: list[Candidate] = field(default_factory=list)
+    mode: str = "holdout"
+    refit_time: float = 0.0
+
+    @property
+    def fit_seconds(self) -> float:
+        """Time spent fitting models: every candidate plus the final refit."""
+        return sum(c.fit_time for c in self.candidates) + self.refit_time
+
+    @property
+    def leaderboard(self) -> pd.DataFrame:
+        rows = [c.row() for c in self.candidates]
+        board = pd.DataFrame(rows, columns=["family", "score", "std", "fit_time", "status", "note"])
+        return board
+
+
+@dataclass
+class Problem:
+    """Everything a candidate fit needs that does not change between candidates."""
+
+    task: str
+    kinds: dict[str, str]
+    preprocessing: Any  # PreprocessingSpec
+    metric: Any  # forgeml.evaluation.metrics.Metric
+    classes: list[Any] | None
+    seed: int
+
+
+# ----------------------------------------------------------------------------- one fit
+
+
+def _deadline_callback(deadline: Deadline):
+    import lightgbm as lgb
+
+    def callback(env: Any) -> None:
+        if deadline.remaining() <= 0:
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+    callback.order = 40  # run after early stopping's own bookkeeping
+    return callback
+
+
+def fit_pipeline(
+    family: Family,
+    params: dict[str, Any],
+    problem: Problem,
+    X: pd.DataFrame,
+    y: pd.Series,
+    X_val: pd.DataFrame | None = None,
+    y_val: pd.Series | None = None,
+    deadline: Deadline | None = None,
+) -> tuple[Any, int | None]:
+    """Fit preprocessing + estimator on (X, y); LightGBM early-stops on (X_val, y_val) when given.
+
+    Returns the fitted Pipeline and the best boosting iteration (None for other families).
+    """
+    from sklearn.pipeline import Pipeline
+
+    from forgeml.data.prepare import build_preprocessor
+
+    prep = build_preprocessor(problem.kinds, problem.preprocessing, problem.task, seed=problem.seed,
+                              scale=family.scale, sparse_ok=family.sparse_ok)
+    Xt = prep.fit_transform(X, y)
+    params = dict(params)
+    rounds = {**family.defaults.get(problem.task, {}), **params}.get("early_stopping_rounds")
+    estimator = family.make(problem.task, params, problem.seed)
+    best = None
+    if family.name == "lightgbm":
+        import lightgbm as lgb
+
+        callbacks = [_deadline_callback(deadline)] if deadline is not None else []
+        fit_kwargs: dict[str, Any] = {}
+        if X_val is not None and len(X_val) and rounds:
+            fit_kwargs["eval_set"] = [(prep.transform(X_val), y_val)]
+            callbacks.insert(0, lgb.early_stopping(int(rounds), verbose=False))
+        estimator.fit(Xt, y, callbacks=callbacks, **fit_kwargs)
+        best = int(estimator.best_iteration_ or estimator.n_estimators_)
+    else:
+        estimator.fit(Xt, y)
+    return Pipeline([("prepare", prep), ("model", estimator)]), best
+
+
+def aligned_proba(pipeline: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:
+    """predict_proba with columns in `classes` order, zeros for classes the fit never saw."""
+    raw = pipeline.predict_proba(X)
+    fitted = list(pipeline.classes_)
+    if fitted == list(classes):
+        return raw
+    out = np.zeros((len(X), len(classes)))
+    index = {c: i for i, c in enumerate(classes)}
+    for j, c in enumerate(fitted):
+        out[:, index[c]] = raw[:, j]
+    return out
+
+
+def predictions(pipeline: Any, X: pd.DataFrame, problem: Problem) -> tuple[np.ndarray, np.ndarray | None]:
+    """(y_pred, proba) of a fitted pipeline; proba is None for regression."""
+    if problem.task == "classification":
+        proba = aligned_proba(pipeline, X, problem.classes or [])
+        return np.asarray(problem.classes, dtype=object)[proba.argmax(axis=1)], proba
+    return np.asarray(pipeline.predict(X)), None
+
+
+def _score(problem: Problem, y_true: Any, y_pred: Any, proba: Any) -> float:
+    return float(problem.metric(np.asarray(y_true), y_pred, proba, problem.classes))
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+def _refit_params(family: Family, params: dict[str, Any], best: int | None, grow: float) -> dict[str, Any]:
+    """Params for refitting on more data: boosting keeps its early-stopped size, scaled by the data growth."""
+    if family.name == "lightgbm" and best:
+        return {**params, "n_estimators": max(1, int(round(best * grow))), "early_stopping_rounds": None}
+    return params
+
+
+def select_model(
+    families: list[tuple[Family, dict[str, Any]]],
+    problem: Problem,
+    train: tuple[pd.DataFrame, pd.Series],
+    validation: tuple[pd.DataFrame, pd.Series],
+    *,
+    folds: list[tuple[np.ndarray, np.ndarray]] | None,
+    deadline: Deadline,
+    reserve: float,
+    refit: bool,
+    on_event: EventFn | None = None,
+) -> Selection:
+    """Fit each (family, params) in order within the deadline (keeping `reserve` seconds for the final
+    refit and registration) and return the best by the problem's metric.
+
+    folds: positional (train_idx, val_idx) over train + validation concatenated; when given, candidates
+    are scored by out-of-fold predictions (cv mode), otherwise on the validation split (holdout mode).
+    """
+    emit = on_event or (lambda _event, _payload: None)
+    X_tr, y_tr = train
+    X_va, y_va = validation
+    X_all = pd.concat([X_tr, X_va]) if len(X_va) else X_tr
+    y_all = pd.concat([y_tr, y_va]) if len(y_va) else y_tr
+    mode = "cv" if folds else "holdout"
+    sign = 1.0 if problem.metric.greater_is_better else -1.0
+    candidates: list[Candidate] = []
+    best: tuple[Candidate, Any, dict | None] | None = None
+    seconds_per_cost: float | None = None
+
+    for family, params in families:
+        cand = Candidate(family.name, params)
+        candidates.append(cand)
+        budget = deadline.remaining() - reserve
+        n_fits = len(folds) if folds else 1
+        if family.max_rows is not None and len(X_all) > family.max_rows:
+            cand.status, cand.note = "skipped", f"more than {family.max_rows:,} rows"
+            emit("candidate", cand.row())
+            continue
+        if seconds_per_cost is not None:
+            # Estimate from what has been fitted so far; refit adds roughly one more fit on more data.
+            estimate = seconds_per_cost * family.cost * (n_fits + 1.2)
+            if estimate > budget:
+                cand.status, cand.note = "skipped", f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left"
+                emit("candidate", cand.row())
+                continue
+        elif budget <= 0:
+            cand.status, cand.note = "skipped", "no time left"
+            emit("candidate", cand.row())
+            continue
+        emit("candidate_start", {"family": family.name})
+        start = time.monotonic()
+        try:
+            if folds:
+                cand.score, cand.std, oof, cand.best_iteration, complete = _cross_validate(
+                    family, params, problem, X_all, y_all, folds, deadline, reserve)
+                fitted = None
+                if not complete:
+                    cand.status, cand.note = "timeout", "budget ran out between folds"
+            else:
+                fitted, cand.best_iteration = fit_pipeline(family, params, problem, X_tr, y_tr, X_va, y_va, deadline)
+                y_pred, proba = predictions(fitted, X_va, problem)
+                cand.score, oof = _score(problem, y_va, y_pred, proba), None
+        except Exception as exc:  # one family failing must not sink the run
+            log.debug("candidate %s failed", family.name, exc_info=True)
+            cand.status, cand.note = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        cand.fit_time = time.monotonic() - start
+        rate = cand.fit_time / (family.cost * n_fits)
+        seconds_per_cost = rate if seconds_per_cost is None else max(seconds_per_cost, rate)
+        emit("candidate", cand.row())
+        if cand.status != "ok" or cand.score is None or not np.isfinite(cand.score):
+            continue
+        if best is None or sign * cand.score > sign * best[0].score:
+            best = (cand, fitted, oof)
+
+    if best is None:
+        failures = [f"{c.family}: {c.note}" for c in candidates if c.note]
+        raise TrainingError(
+            "no model could be trained within the budget ("
+            + ("; ".join(failures[:3]) or "no candidate family")
+            + "); raise --time-limit or choose other models"
+        )
+
+    winner, fitted, oof = best
+    family = next(f for f, _ in families if f.name == winner.family)
+    emit("stage", {"name": f"refit {winner.family}"})
+    holdout = fitted
+    refit_start = time.monotonic()
+    if folds or refit or fitted is None:
+        grow = len(X_all) / max(len(X_tr), 1) if not folds else 1.0 / (1.0 - 1.0 / len(folds))
+        params = _refit_params(family, winner.params, winner.best_iteration, grow)
+        final, _ = fit_pipeline(family, params, problem, X_all, y_all)
+    else:
+        final = fitted
+    return Selection(winner=winner, pipeline=final, holdout_pipeline=holdout if not folds else None,
+                     oof=oof, candidates=candidates, mode=mode, refit_time=time.monotonic() - refit_start)
+
+
+def _cross_validate(
+    family: Family,
+    params: dict[str, Any],
+    problem: Problem,
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    deadline: Deadline,
+    reserve: float,
+) -> tuple[float, float, dict[str, Any], int | None, bool]:
+    """Out-of-fold score (and fold std) of one family; stops early when the budget runs out."""
+    n = len(X)
+    y_pred = np.empty(n, dtype=object if problem.task == "classification" else float)
+    proba = np.zeros((n, len(problem.classes or []))) if problem.task == "classification" else None
+    fold_scores, iterations = [], []
+    for i, (tr, va) in enumerate(folds):
+        if i and deadline.remaining() - reserve <= 0:
+            return float("nan"), float("nan"), {}, None, False
+        pipe, best = fit_pipeline(family, params, problem, X.iloc[tr], y.iloc[tr], X.iloc[va], y.iloc[va], deadline)
+        pred, prob = predictions(pipe, X.iloc[va], problem)
+        y_pred[va] = pred
+        if proba is not None:
+            proba[va] = prob
+        fold_scores.append(_score(problem, y.iloc[va], pred, prob))
+        if best:
+            iterations.append(best)
+    score = _score(problem, y, y_pred, proba)
+    best_iteration = int(np.mean(iterations)) if iterations else None
+    return score, float(np.std(fold_scores)), {"y_pred": y_pred, "proba": proba}, best_iteration, True

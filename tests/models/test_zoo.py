@@ -1,0 +1,83 @@
+"""The model zoo: every family builds, fits and predicts for the tasks it claims; bad params are caught early."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.preprocessing import StandardScaler
+
+from forgeml.errors import SpecError
+from forgeml.models.zoo import Choice, Float, Int, auto_families, family_names, get_family
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), np.array(["setosa", "versicolor", "virginica"])[y]
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return X, y
+
+
+@pytest.mark.parametrize("name", family_names())
+def test_every_family_fits_its_tasks(name, iris, diabetes):
+    family = get_family(name)
+    if "classification" in family.tasks:
+        X, y = iris
+        model = family.make("classification", {}, seed=0).fit(X, y)
+        assert (model.predict(X) == y).mean() > 0.85
+        proba = model.predict_proba(X)
+        assert proba.shape == (len(X), 3)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    if "regression" in family.tasks:
+        X, y = diabetes
+        model = family.make("regression", {}, seed=0).fit(X, y)
+        assert np.corrcoef(model.predict(X), y)[0, 1] > 0.5
+
+
+def test_search_spaces_are_well_formed():
+    for name in family_names():
+        for param, dim in get_family(name).space.items():
+            assert isinstance(dim, (Float, Int, Choice)), (name, param)
+            if isinstance(dim, (Float, Int)):
+                assert dim.low < dim.high
+
+
+def test_auto_order_puts_strong_cheap_families_first():
+    order = [f.name for f in auto_families("classification")]
+    assert order[0] == "lightgbm"
+    assert "naive_bayes" in order and "naive_bayes" not in [f.name for f in auto_families("regression")]
+    assert order.index("svm") > order.index("random_forest")
+
+
+def test_same_seed_same_model(iris):
+    X, y = iris
+    a = get_family("random_forest").make("classification", {"n_estimators": 20}, seed=3).fit(X, y)
+    b = get_family("random_forest").make("classification", {"n_estimators": 20}, seed=3).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "params", "message"),
+    [
+        ("random_forest", "classification", {"n_estimator": 5}, "unknown hyperparameter 'n_estimator' for 'random_forest'; did you mean 'n_estimators'?"),
+        ("random_forest", "regression", {"n_estimators": -1}, "The 'n_estimators' parameter of RandomForestRegressor must be an int in the range [1, inf). Got -1 instead."),
+        ("linear", "classification", {"penalty": "l3"}, "penalty must be one of"),
+        ("linear", "regression", {"C": 2.0}, "use alpha"),
+        ("naive_bayes", "regression", {}, "does not do regression"),
+        ("lightgbm", "classification", {"num_leave": 3}, "did you mean 'num_leaves'"),
+    ],
+)
+def test_bad_hyperparameters_raise_spec_errors(name, task, params, message):
+    with pytest.raises(SpecError) as info:
+        get_family(name).make(task, params, seed=0)
+    assert message in str(info.value)
+
+
+def test_unknown_family():
+    with pytest.raises(SpecError, match="unknown model family 'randomforest'; did you mean 'random_forest'"):
+        get_family("randomforest")

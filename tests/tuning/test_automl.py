@@ -1,0 +1,99 @@
+"""Budgeted model selection: CV and holdout scoring, budget skipping, failures, refit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeml.errors import TrainingError
+from forgeml.evaluation.metrics import get_metric
+from forgeml.models.zoo import get_family
+from forgeml.spec import PreprocessingSpec
+from forgeml.tuning.automl import Deadline, Problem, aligned_proba, select_model
+
+
+@pytest.fixture(scope="module")
+def wine():
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    order = np.random.default_rng(0).permutation(len(data.data))  # the file is sorted by class
+    X, y = data.data.iloc[order].reset_index(drop=True), data.target.map({0: "a", 1: "b", 2: "c"}).iloc[order]
+    return X, y.reset_index(drop=True)
+
+
+def _problem(X, y, metric="log_loss"):
+    return Problem(task="classification", kinds={c: "numeric" for c in X.columns}, preprocessing=PreprocessingSpec(),
+                   metric=get_metric(metric), classes=sorted(y.unique()), seed=0)
+
+
+def _folds(n, k=5):
+    from sklearn.model_selection import KFold
+
+    return list(KFold(k, shuffle=True, random_state=0).split(np.arange(n)))
+
+
+def test_cv_selection_scores_out_of_fold_and_refits(wine):
+    X, y = wine
+    problem = _problem(X, y)
+    fams = [(get_family("naive_bayes"), {}), (get_family("linear"), {}), (get_family("decision_tree"), {})]
+    sel = select_model(fams, problem, (X.iloc[:120], y.iloc[:120]), (X.iloc[120:], y.iloc[120:]),
+                       folds=_folds(len(X)), deadline=Deadline(None), reserve=0, refit=True)
+    assert sel.mode == "cv"
+    scores = {c.family: c.score for c in sel.candidates}
+    assert sel.winner.family == min(scores, key=scores.get)  # log_loss: lower is better
+    assert sel.oof["proba"].shape == (len(X), 3)
+    assert sel.pipeline.predict(X).shape == (len(X),)
+    assert all(c.std is not None for c in sel.candidates)
+
+
+def test_holdout_selection_with_lightgbm_early_stopping(wine):
+    X, y = wine
+    problem = _problem(X, y, metric="accuracy")
+    sel = select_model([(get_family("lightgbm"), {"n_estimators": 500})], problem, (X.iloc[:120], y.iloc[:120]),
+                       (X.iloc[120:], y.iloc[120:]), folds=None, deadline=Deadline(None), reserve=0, refit=True)
+    assert sel.mode == "holdout"
+    assert sel.winner.best_iteration is not None and sel.winner.best_iteration < 500
+    assert sel.holdout_pipeline is not None and sel.pipeline is not sel.holdout_pipeline
+    # the refit keeps the early-stopped size, scaled for the extra validation rows
+    refit_trees = sel.pipeline.named_steps["model"].n_estimators
+    assert sel.winner.best_iteration <= refit_trees <= int(sel.winner.best_iteration * 1.6) + 1
+
+
+def test_failed_family_is_reported_and_others_still_win(wine):
+    X, y = wine
+    problem = _problem(X, y)
+    fams = [(get_family("linear"), {"max_iter": "many"}), (get_family("naive_bayes"), {})]
+    sel = select_model(fams, problem, (X, y), (X.iloc[:0], y.iloc[:0]), folds=_folds(len(X), 3),
+                       deadline=Deadline(None), reserve=0, refit=True)
+    statuses = {c.family: c.status for c in sel.candidates}
+    assert statuses == {"linear": "failed", "naive_bayes": "ok"}
+    assert sel.winner.family == "naive_bayes"
+
+
+def test_no_time_left_skips_and_all_failing_raises(wine):
+    X, y = wine
+    problem = _problem(X, y)
+    with pytest.raises(TrainingError, match="no model could be trained"):
+        select_model([(get_family("linear"), {})], problem, (X, y), (X.iloc[:0], y.iloc[:0]), folds=_folds(len(X), 3),
+                     deadline=Deadline(1.0, start=0.0), reserve=0, refit=True)
+
+
+def test_budget_skips_candidates_that_would_not_finish(wine):
+    X, y = wine
+    problem = _problem(X, y)
+    fams = [(get_family("decision_tree"), {}), (get_family("svm"), {}), (get_family("random_forest"), {"n_estimators": 2000})]
+    sel = select_model(fams, problem, (X, y), (X.iloc[:0], y.iloc[:0]), folds=_folds(len(X), 5),
+                       deadline=Deadline(0.8), reserve=0.2, refit=True)
+    statuses = {c.family: c.status for c in sel.candidates}
+    assert statuses["decision_tree"] == "ok"
+    assert "skipped" in statuses.values() or "timeout" in statuses.values()
+
+
+def test_aligned_proba_fills_unseen_classes(wine):
+    X, y = wine
+    sub = y != "c"
+    pipe = get_family("naive_bayes").make("classification", {}, 0).fit(X[sub], y[sub])
+    proba = aligned_proba(pipe, X, ["a", "b", "c"])
+    assert proba.shape == (len(X), 3) and np.all(proba[:, 2] == 0)
