@@ -1,0 +1,419 @@
+"""The stages wired together: load → profile → split → fit → evaluate → register → report.
+
+These functions are the Python API (`forgeml.train`, `forgeml.load`, ...) and the CLI calls them
+too. Everything a user can get wrong is checked before the first write to the registry; a
+failure after that deletes the half-made run, so the registry never holds a partial version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forgeml import __version__
+from forgeml.errors import DataError, SpecError, did_you_mean
+from forgeml.model import ForgeModel
+from forgeml.spec import Spec, build_spec
+
+log = logging.getLogger(__name__)
+
+EventFn = Callable[[str, dict[str, Any]], None]
+DataLike = pd.DataFrame | str | os.PathLike
+
+
+def forgeml_home() -> Path:
+    """The embedded store's folder: $FORGEML_HOME, default ./forgeml-home."""
+    return Path(os.environ.get("FORGEML_HOME") or "forgeml-home").resolve()
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns: the model, how it was chosen and how good it is."""
+
+    model: ForgeModel
+    spec: Spec
+    leaderboard: pd.DataFrame
+    evaluation: dict[str, dict[str, Any]]  # split -> evaluate_predictions(...) output
+    diagnosis: dict[str, Any]
+    profile: Any
+    metric: str
+    name: str
+    version: int | None = None
+    run_id: str | None = None
+    report_path: Path | None = None
+    elapsed: float = 0.0
+    fit_seconds: float = 0.0  # time spent fitting models (candidates + refit), the rest is overhead
+    warnings: list[str] = field(default_factory=list)
+    residuals: dict[str, list[float]] | None = field(default=None, repr=False)  # regression: test y_true/y_pred
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Test-split metrics of the final model."""
+        return dict(self.evaluation.get("test", {}).get("metrics", {}))
+
+    @property
+    def ref(self) -> str | None:
+        return f"{self.name}/{self.version}" if self.version is not None else None
+
+    def __repr__(self) -> str:
+        score = self.metrics.get(self.metric)
+        shown = f"{score:.4f}" if score is not None else "n/a"
+        return f"TrainResult({self.ref or self.name}: {self.model.family}, test {self.metric}={shown})"
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def _read(data: DataLike | None, spec: Spec) -> tuple[pd.DataFrame, str]:
+    from forgeml.data.io import read_table, source_label
+
+    source = data if data is not None else spec.data.source
+    if source is None:
+        raise SpecError("no data given; pass a file (forgeml train data.csv ...) or set data.source in the spec")
+    return read_table(source, query=spec.data.query, sheet=spec.data.sheet), source_label(source)
+
+
+def _check_columns(df: pd.DataFrame, names: list[str], what: str) -> None:
+    for name in names:
+        if name not in df.columns:
+            raise DataError(f"{what} '{name}' not found in the data{did_you_mean(name, df.columns)}")
+
+
+def _candidates(spec: Spec, task: str) -> list[tuple[Any, dict[str, Any]]]:
+    from forgeml.models.zoo import auto_families, get_family
+
+    if spec.models == "auto":
+        return [(f, {}) for f in auto_families(task)]
+    chosen = []
+    for choice in spec.models:
+        family = get_family(choice.family)
+        family.make(task, choice.params, spec.seed)  # validate hyperparameters before any fitting
+        chosen.append((family, choice.params))
+    return chosen
+
+
+def _class_labels(y: pd.Series) -> list[Any]:
+    values = pd.unique(y.dropna())
+    try:
+        return sorted(values.tolist())
+    except TypeError:
+        return sorted(values.tolist(), key=str)
+
+
+def train(
+    data: DataLike | None = None,
+    *,
+    spec: Spec | dict[str, Any] | str | os.PathLike | None = None,
+    register: bool = True,
+    on_event: EventFn | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train, evaluate and (by default) register a model.
+
+    data: a DataFrame or a path / URL (or set data.source in the spec). options: any key of
+    `forgeml.spec.OVERRIDES` plus seed and models, e.g. target="churn", time_limit=60, name="churn".
+    """
+    from forgeml.data.profile import infer_kinds, profile_table
+    from forgeml.data.schema import FeatureSchema
+    from forgeml.data.split import cv_folds, split_frame
+    from forgeml.data.target import check_training_data, drop_unlabelled
+    from forgeml.evaluation.metrics import check_metric_fits, default_metric, get_metric
+    from forgeml.tuning.automl import Deadline, Problem, select_model
+
+    started = time.monotonic()
+    emit = on_event or (lambda _e, _p: None)
+    if isinstance(data, (str, os.PathLike)) and not isinstance(data, pd.DataFrame):
+        options.setdefault("source", str(data))
+        data = None
+    spec = build_spec(spec if not isinstance(spec, os.PathLike) else str(spec), **options)
+    deadline = Deadline(spec.training.time_limit, start=started)
+    seed = spec.seed
+    _seed_everything(seed)
+
+    emit("stage", {"name": "load data"})
+    df, source = _read(data, spec)
+    _check_columns(df, spec.data.ignore_columns, "ignored column")
+    _check_columns(df, spec.data.id_columns, "id column")
+    _check_columns(df, [c for c in (spec.split.group_column, spec.split.time_column) if c], "split column")
+    task = check_training_data(df, spec.data.target, spec.data.task)
+    target = spec.data.target
+    df, unlabelled = drop_unlabelled(df, target)
+    if task == "regression" and not pd.api.types.is_numeric_dtype(df[target]):
+        df[target] = pd.to_numeric(df[target])  # numbers stored as text; check_training_data vetted them
+    warnings = [f"{unlabelled} rows without a '{target}' value were left out"] if unlabelled else []
+    if spec.preprocessing.drop_duplicate_rows:
+        before = len(df)
+        df = df.drop_duplicates().reset_index(drop=True)
+        if before - len(df):
+            warnings.append(f"{before - len(df)} duplicate rows dropped")
+
+    emit("stage", {"name": "profile"})
+    excluded = {target, *spec.data.ignore_columns, *spec.data.id_columns}
+    candidates_cols = [c for c in df.columns if c not in excluded]
+    kinds = infer_kinds(df[candidates_cols], overrides=spec.data.column_kinds)
+    features = [c for c in candidates_cols if kinds[c] != "identifier"]
+    if not features:
+        raise DataError(f"no usable feature columns besides '{target}' (identifiers and ignored columns are left out)")
+    kinds = {c: kinds[c] for c in features}
+    profile = profile_table(df, target=target, task=task, kinds={**kinds, **{c: "identifier" for c in candidates_cols if c not in kinds}},
+                            high_cardinality_threshold=spec.preprocessing.high_cardinality_threshold)
+    warnings += list(profile.warnings)
+
+    emit("stage", {"name": "split"})
+    parts = split_frame(df, target, spec.split, task, spec.split_seed)
+    classes = _class_labels(df[target]) if task == "classification" else None
+    metric_name = spec.training.metric or default_metric(task, len(classes) if classes else None)
+    check_metric_fits(metric_name, task, len(classes) if classes else None)
+    metric = get_metric(metric_name)
+    families = _candidates(spec, task)
+
+    trainval = pd.concat([parts.train, parts.validation], ignore_index=True)
+    mode = spec.training.validation
+    use_cv = mode == "cv" or len(parts.validation) == 0 or (mode == "auto" and len(trainval) <= spec.training.cv_max_rows)
+    folds = cv_folds(trainval, target, spec.split, task, spec.split_seed) if use_cv else None
+    problem = Problem(task=task, kinds=kinds, preprocessing=spec.preprocessing, metric=metric, classes=classes, seed=seed)
+    limit = spec.training.time_limit
+    reserve = 0.0 if limit is None else min(max(2.5, 0.08 * limit), 0.3 * limit)
+
+    emit("stage", {"name": "fit models", "count": len(families)})
+    selection = select_model(
+        families, problem,
+        (parts.train[features], parts.train[target]),
+        (parts.validation[features], parts.validation[target]),
+        folds=folds, deadline=deadline, reserve=reserve, refit=spec.training.refit, on_event=on_event,
+    )
+
+    emit("stage", {"name": "evaluate"})
+    evaluation = _evaluate_splits(selection, problem, parts, features, target, trainval)
+    diagnosis = _diagnose(evaluation, metric_name, task, parts, target, classes)
+    model = ForgeModel(
+        pipeline=selection.pipeline, task=task, target=target,
+        schema=FeatureSchema.from_frame(parts.train[features], kinds),
+        family=selection.winner.family, params=selection.winner.params, classes=classes,
+        metadata={"name": spec.output.name, "metric": metric_name, "forgeml_version": __version__,
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "test_metrics": evaluation.get("test", {}).get("metrics", {})},
+    )
+    importance = _importance(model, parts, features, target, problem, deadline)
+    result = TrainResult(model=model, spec=spec, leaderboard=_leaderboard(selection, metric),
+                         evaluation=evaluation, diagnosis=diagnosis, profile=profile, metric=metric_name,
+                         name=spec.output.name, warnings=warnings, fit_seconds=selection.fit_seconds,
+                         residuals=_residuals(selection.pipeline, problem, parts.test, features, target, seed))
+    from forgeml.data.io import data_fingerprint
+
+    fingerprint = {**data_fingerprint(df), "source": source}
+    if register:
+        emit("stage", {"name": "register"})
+        _register(result, fingerprint, parts.train[features].head(5), importance)
+    elif spec.output.report:
+        result.report_path = _write_report(result, fingerprint, importance, None)
+    result.elapsed = time.monotonic() - started
+    emit("done", {"elapsed": result.elapsed})
+    return result
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def _evaluate_splits(selection, problem, parts, features, target, trainval) -> dict[str, dict[str, Any]]:
+    from forgeml.evaluation.metrics import evaluate_predictions
+    from forgeml.tuning.automl import predictions
+
+    def run(pipeline: Any, frame: pd.DataFrame) -> dict[str, Any]:
+        y_pred, proba = predictions(pipeline, frame[features], problem)
+        return evaluate_predictions(problem.task, np.asarray(frame[target]), y_pred, proba, problem.classes)
+
+    out: dict[str, dict[str, Any]] = {"train": run(selection.pipeline, parts.train)}
+    if selection.mode == "cv" and selection.oof:
+        oof = selection.oof
+        out["validation"] = evaluate_predictions(problem.task, np.asarray(trainval[target]), oof["y_pred"],
+                                                 oof["proba"], problem.classes)
+        out["validation"]["note"] = "out-of-fold predictions over train + validation"
+    elif len(parts.validation):
+        out["validation"] = run(selection.holdout_pipeline or selection.pipeline, parts.validation)
+    if len(parts.test):
+        out["test"] = run(selection.pipeline, parts.test)
+    return out
+
+
+def _residuals(pipeline, problem, test: pd.DataFrame, features, target, seed: int, limit: int = 5000):
+    """Test-split (y_true, y_pred) pairs for the residual plots, sampled to `limit` points."""
+    if problem.task != "regression" or not len(test):
+        return None
+    sample = test.sample(n=min(limit, len(test)), random_state=seed)
+    return {"y_true": sample[target].astype(float).tolist(),
+            "y_pred": np.asarray(pipeline.predict(sample[features]), dtype=float).tolist()}
+
+
+def _diagnose(evaluation, metric_name, task, parts, target, classes) -> dict[str, Any]:
+    from forgeml.evaluation.diagnose import baseline_score, diagnose_fit
+
+    def value(split: str) -> float | None:
+        return evaluation.get(split, {}).get("metrics", {}).get(metric_name)
+
+    held_out = parts.test if len(parts.test) else parts.validation
+    baseline = None
+    if len(held_out):
+        try:
+            baseline = baseline_score(task, metric_name, parts.train[target], held_out[target], classes)
+        except Exception:  # a dummy score that cannot be computed only weakens the verdict
+            log.debug("baseline score failed", exc_info=True)
+    return diagnose_fit(metric_name, value("train"), value("validation"), value("test"), baseline=baseline).to_dict()
+
+
+def _importance(model, parts, features, target, problem, deadline) -> list[dict[str, Any]] | None:
+    from forgeml.evaluation.importance import feature_importance
+
+    frame = parts.test if len(parts.test) else parts.validation if len(parts.validation) else parts.train
+    repeats = 5 if deadline.remaining() > 10 else 2
+    try:
+        return feature_importance(model, frame[features], frame[target], task=problem.task,
+                                  metric_name=problem.metric.name, classes=problem.classes, seed=problem.seed,
+                                  n_repeats=repeats)
+    except Exception:  # importance is informative; never fail a run over it
+        log.warning("feature importance could not be computed", exc_info=True)
+        return None
+
+
+def _leaderboard(selection, metric) -> pd.DataFrame:
+    board = selection.leaderboard
+    ok = board["status"] == "ok"
+    ranked = board[ok].sort_values("score", ascending=not metric.greater_is_better)
+    board = pd.concat([ranked, board[~ok]], ignore_index=True)
+    board.insert(0, "rank", [i + 1 if s == "ok" else None for i, s in enumerate(board["status"])])
+    return board.rename(columns={"score": metric.name})
+
+
+def _register(result: TrainResult, fingerprint: dict[str, Any], example: pd.DataFrame, importance) -> None:
+    from forgeml.registry.package import save_package
+    from forgeml.registry.store import Store
+
+    spec = result.spec
+    store = Store()
+    with store.start_run(spec.output.name, tags={"forgeml.family": result.model.family}) as run:
+        result.run_id = run.run_id
+        run.log_params({"task": result.model.task, "target": result.model.target, "family": result.model.family,
+                        "metric": result.metric, "data.hash": fingerprint["hash"], "data.rows": fingerprint["rows"],
+                        "data.source": fingerprint["source"], **{f"model.{k}": v for k, v in result.model.params.items()},
+                        **_flat(spec.model_dump(mode="json"), "spec")})
+        for split, ev in result.evaluation.items():
+            run.log_metrics({f"{split}_{k}": v for k, v in ev.get("metrics", {}).items()})
+        run.log_dict(spec.model_dump(mode="json"), "spec.yaml")
+        run.log_dict(fingerprint, "data_fingerprint.json")
+        run.log_dict(result.leaderboard.replace({np.nan: None}).to_dict(orient="records"), "leaderboard.json")
+        run.log_dict(result.profile.to_dict(), "profile.json")
+        run.log_dict({"evaluation": result.evaluation, "diagnosis": result.diagnosis}, "evaluation.json")
+        result.model.metadata.update({"run_id": run.run_id, "data": fingerprint})
+        with tempfile.TemporaryDirectory(prefix="forgeml-") as tmp:
+            package = Path(tmp) / "model"
+            save_package(result.model, package, input_example=example)
+            result.version = store.register(spec.output.name, package, run, description=spec.output.description,
+                                            tags={"family": result.model.family, "metric": result.metric})
+        result.model.metadata["version"] = result.version
+        if spec.output.report:
+            result.report_path = _write_report(result, fingerprint, importance, run.run_id)
+            run.log_artifact(str(result.report_path), "report")
+
+
+def _flat(obj: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: obj}
+
+
+def _write_report(result: TrainResult, fingerprint, importance, run_id) -> Path:
+    from forgeml.report.builder import ReportContext, write_report
+
+    model = result.model
+    ctx = ReportContext(
+        title=f"{result.name} v{result.version}" if result.version else result.name,
+        model_name=result.name, version=result.version, run_id=run_id, task=model.task, metric=result.metric,
+        target=model.target, created=model.metadata.get("created", ""),
+        leaderboard=result.leaderboard.replace({np.nan: None}).to_dict(orient="records"),
+        evaluation=result.evaluation, diagnosis=result.diagnosis, importance=importance,
+        profile=result.profile.to_dict(), residuals=result.residuals, spec=result.spec.model_dump(mode="json"),
+        data=fingerprint, warnings=result.warnings,
+    )
+    stem = f"v{result.version}" if result.version else datetime.now().strftime("unregistered-%Y%m%d-%H%M%S")
+    path = forgeml_home() / "reports" / result.name / f"{stem}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_report(ctx, path)
+
+
+# ----------------------------------------------------------------------------- use a model
+
+
+def load(ref: str) -> ForgeModel:
+    """The registered model `ref` (NAME, NAME@latest, NAME@ALIAS, NAME/3), hash-checked on load."""
+    from forgeml.registry.package import load_package
+    from forgeml.registry.store import Store
+
+    store = Store()
+    info = store.resolve(ref)
+    model = load_package(store.download(info))
+    model.metadata.update({"name": info.name, "version": info.version, "run_id": info.run_id,
+                           "aliases": list(info.aliases)})
+    return model
+
+
+def _model(model: ForgeModel | str) -> ForgeModel:
+    return model if isinstance(model, ForgeModel) else load(model)
+
+
+def predict(model: ForgeModel | str, data: DataLike, *, proba: bool = False) -> pd.DataFrame:
+    """Predictions for every row of `data`: a `prediction` column, plus `proba_<class>` with proba=True."""
+    from forgeml.data.io import read_table
+
+    model = _model(model)
+    frame = data if isinstance(data, pd.DataFrame) else read_table(data)
+    return model.predict_frame(frame, proba=proba)
+
+
+def evaluate(model: ForgeModel | str, data: DataLike) -> dict[str, Any]:
+    """Metrics of `model` on labelled `data` (which must hold the model's target column)."""
+    from forgeml.data.io import read_table
+    from forgeml.evaluation.metrics import evaluate_predictions
+
+    model = _model(model)
+    frame = data if isinstance(data, pd.DataFrame) else read_table(data)
+    if model.target not in frame.columns:
+        raise DataError(f"evaluation data has no '{model.target}' column (the model's target)"
+                        f"{did_you_mean(model.target, frame.columns)}")
+    frame = frame[frame[model.target].notna()]
+    if frame.empty:
+        raise DataError(f"evaluation data has no rows with a '{model.target}' value")
+    y_pred, proba = model.predict(frame), None
+    if model.task == "classification":
+        proba = model.predict_proba(frame).to_numpy()
+    out = evaluate_predictions(model.task, np.asarray(frame[model.target]), y_pred, proba, model.classes)
+    out["model"] = {"name": model.name, "version": model.version, "family": model.family}
+    out["rows"] = int(len(frame))
+    return out
+
+
+def profile(data: DataLike, *, target: str | None = None, task: str = "auto") -> Any:
+    """A data profile (kinds, missing rates, duplicates, balance, leakage warnings) of `data`."""
+    from forgeml.data.io import read_table
+    from forgeml.data.profile import profile_table
+
+    frame = data if isinstance(data, pd.DataFrame) else read_table(data)
+    if target is not None:
+        _check_columns(frame, [target], "target column")
+    return profile_table(frame, target=target, task=task)
