@@ -10,7 +10,7 @@ import forgeml
 from forgeml.errors import DataError, SchemaError, SpecError
 from forgeml.registry.store import Store
 
-from conftest import make_churn, make_prices
+from tables import make_churn, make_prices
 
 
 @pytest.fixture(scope="module")

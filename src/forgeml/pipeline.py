@@ -31,11 +31,6 @@ EventFn = Callable[[str, dict[str, Any]], None]
 DataLike = pd.DataFrame | str | os.PathLike
 
 
-def forgeml_home() -> Path:
-    """The embedded store's folder: $FORGEML_HOME, default ./forgeml-home."""
-    return Path(os.environ.get("FORGEML_HOME") or "forgeml-home").resolve()
-
-
 @dataclass
 class TrainResult:
     """What `train` returns: the model, how it was chosen and how good it is."""
@@ -351,6 +346,8 @@ def _write_report(result: TrainResult, fingerprint, importance, run_id) -> Path:
         profile=result.profile.to_dict(), residuals=result.residuals, spec=result.spec.model_dump(mode="json"),
         data=fingerprint, warnings=result.warnings,
     )
+    from forgeml.registry.store import forgeml_home
+
     stem = f"v{result.version}" if result.version else datetime.now().strftime("unregistered-%Y%m%d-%H%M%S")
     path = forgeml_home() / "reports" / result.name / f"{stem}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -362,15 +359,9 @@ def _write_report(result: TrainResult, fingerprint, importance, run_id) -> Path:
 
 def load(ref: str) -> ForgeModel:
     """The registered model `ref` (NAME, NAME@latest, NAME@ALIAS, NAME/3), hash-checked on load."""
-    from forgeml.registry.package import load_package
     from forgeml.registry.store import Store
 
-    store = Store()
-    info = store.resolve(ref)
-    model = load_package(store.download(info))
-    model.metadata.update({"name": info.name, "version": info.version, "run_id": info.run_id,
-                           "aliases": list(info.aliases)})
-    return model
+    return Store().load_model(ref)
 
 
 def _model(model: ForgeModel | str) -> ForgeModel:

@@ -144,11 +144,14 @@ def _linear(task: str, params: dict[str, Any], seed: int) -> Any:
 
 
 def _svm(task: str, params: dict[str, Any], seed: int) -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC, SVR
 
     if task == "classification":
-        allowed = set(SVC().get_params())
-        return SVC(**{"probability": True, "random_state": seed, **_only(params, allowed, "svm")})
+        svc = SVC(**{"random_state": seed, **_only(params, set(SVC().get_params()) - {"probability"}, "svm")})
+        _check_params("svm", svc)
+        # Platt scaling on internal folds, one final SVC: what SVC(probability=True) did, without its deprecation
+        return CalibratedClassifierCV(svc, cv=3, ensemble=False)
     return SVR(**_only(params, set(SVR().get_params()), "svm"))
 
 
@@ -158,6 +161,7 @@ def _linear_svm(task: str, params: dict[str, Any], seed: int) -> Any:
 
     if task == "classification":
         svc = LinearSVC(**{"random_state": seed, **_only(params, set(LinearSVC().get_params()), "linear_svm")})
+        _check_params("linear_svm", svc)
         return CalibratedClassifierCV(svc, cv=3)  # calibrated, so it has predict_proba
     return LinearSVR(**{"random_state": seed, **_only(params, set(LinearSVR().get_params()), "linear_svm")})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from forgeml.models.zoo import Family
 log = logging.getLogger(__name__)
 
 EventFn = Callable[[str, dict[str, Any]], None]
+SMALL_DATA_ROWS = 20_000
 
 
 class Deadline:
@@ -120,6 +122,15 @@ def fit_pipeline(
 
     Returns the fitted Pipeline and the best boosting iteration (None for other families).
     """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = _fit(family, params, problem, X, y, X_val, y_val, deadline)
+    for w in caught:  # library chatter (convergence, deprecations) goes to the log, not the user's terminal
+        log.debug("%s while fitting %s: %s", w.category.__name__, family.name, w.message)
+    return fitted
+
+
+def _fit(family, params, problem, X, y, X_val, y_val, deadline) -> tuple[Any, int | None]:
     from sklearn.pipeline import Pipeline
 
     from forgeml.data.prepare import build_preprocessor
@@ -129,6 +140,9 @@ def fit_pipeline(
     Xt = prep.fit_transform(X, y)
     params = dict(params)
     rounds = {**family.defaults.get(problem.task, {}), **params}.get("early_stopping_rounds")
+    if family.name == "lightgbm" and "n_jobs" not in params and len(X) < SMALL_DATA_ROWS:
+        # OpenMP threads cost more than they bring on small data, and stall when cores are shared.
+        params["n_jobs"] = 1
     estimator = family.make(problem.task, params, problem.seed)
     best = None
     if family.name == "lightgbm":
@@ -137,6 +151,8 @@ def fit_pipeline(
         callbacks = [_deadline_callback(deadline)] if deadline is not None else []
         fit_kwargs: dict[str, Any] = {}
         if X_val is not None and len(X_val) and rounds:
+            # eval_set is deprecated in LightGBM 4.7 for eval_X/eval_y, whose label encoding still fails on
+            # string classes; the deprecation warning is captured with the other fit chatter.
             fit_kwargs["eval_set"] = [(prep.transform(X_val), y_val)]
             callbacks.insert(0, lgb.early_stopping(int(rounds), verbose=False))
         estimator.fit(Xt, y, callbacks=callbacks, **fit_kwargs)
@@ -234,8 +250,9 @@ def select_model(
         start = time.monotonic()
         try:
             if folds:
+                # The first candidate always finishes: a run must end with a model.
                 cand.score, cand.std, oof, cand.best_iteration, complete = _cross_validate(
-                    family, params, problem, X_all, y_all, folds, deadline, reserve)
+                    family, params, problem, X_all, y_all, folds, deadline, reserve, must_finish=best is None)
                 fitted = None
                 if not complete:
                     cand.status, cand.note = "timeout", "budget ran out between folds"
@@ -287,6 +304,7 @@ def _cross_validate(
     folds: list[tuple[np.ndarray, np.ndarray]],
     deadline: Deadline,
     reserve: float,
+    must_finish: bool = False,
 ) -> tuple[float, float, dict[str, Any], int | None, bool]:
     """Out-of-fold score (and fold std) of one family; stops early when the budget runs out."""
     n = len(X)
@@ -294,7 +312,7 @@ def _cross_validate(
     proba = np.zeros((n, len(problem.classes or []))) if problem.task == "classification" else None
     fold_scores, iterations = [], []
     for i, (tr, va) in enumerate(folds):
-        if i and deadline.remaining() - reserve <= 0:
+        if i and not must_finish and deadline.remaining() - reserve <= 0:
             return float("nan"), float("nan"), {}, None, False
         pipe, best = fit_pipeline(family, params, problem, X.iloc[tr], y.iloc[tr], X.iloc[va], y.iloc[va], deadline)
         pred, prob = predictions(pipe, X.iloc[va], problem)
