@@ -39,7 +39,7 @@ def baseline(parts, target: str, task: str, classes, seed: int) -> dict:
         proba = model.predict_proba(Xt)
         order = [list(model.classes_).index(c) for c in classes]
         proba = proba[:, order]
-        pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+        pred = np.asarray(classes)[proba.argmax(axis=1)]
     else:
         model = HistGradientBoostingRegressor(random_state=seed).fit(X, y)
         pred, proba = model.predict(Xt), None

@@ -97,7 +97,8 @@ def _print_result(result: Any) -> None:
     scores.add_column("metric")
     splits = [s for s in ("train", "validation", "test") if s in result.evaluation]
     for split in splits:
-        scores.add_column(split, justify="right")
+        cv = split == "validation" and result.evaluation[split].get("note")
+        scores.add_column("validation (out-of-fold)" if cv else split, justify="right")
     names = list(result.evaluation[splits[-1]]["metrics"])
     for name in names:
         scores.add_row(name, *(_fmt(result.evaluation[s]["metrics"].get(name)) for s in splits))

@@ -28,6 +28,8 @@ from forgeml.spec import Spec, build_spec
 log = logging.getLogger(__name__)
 
 EventFn = Callable[[str, dict[str, Any]], None]
+IMPORTANCE_MAX_SECONDS = 30.0  # cap for runs without a time limit
+REGISTER_SECONDS = 2.5  # what packaging, registering and the report take on a small model
 DataLike = pd.DataFrame | str | os.PathLike
 
 
@@ -178,7 +180,10 @@ def train(
     folds = cv_folds(trainval, target, spec.split, task, spec.split_seed) if use_cv else None
     problem = Problem(task=task, kinds=kinds, preprocessing=spec.preprocessing, metric=metric, classes=classes, seed=seed)
     limit = spec.training.time_limit
-    reserve = 0.0 if limit is None else min(max(2.5, 0.08 * limit), 0.3 * limit)
+    # kept back from fitting: refit, evaluation, importance and registration
+    reserve = 0.0 if limit is None else min(max(REGISTER_SECONDS + 1.0, 0.12 * limit), 0.3 * limit)
+    if register:
+        _warm_imports()
 
     emit("stage", {"name": "fit models", "count": len(families)})
     selection = select_model(
@@ -199,7 +204,7 @@ def train(
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "test_metrics": evaluation.get("test", {}).get("metrics", {})},
     )
-    importance = _importance(model, parts, features, target, problem, deadline)
+    importance = _importance(model, parts, features, target, problem, deadline, keep=REGISTER_SECONDS if register else 0.5)
     result = TrainResult(model=model, spec=spec, leaderboard=_leaderboard(selection, metric),
                          evaluation=evaluation, diagnosis=diagnosis, profile=profile, metric=metric_name,
                          name=spec.output.name, warnings=warnings, fit_seconds=selection.fit_seconds,
@@ -215,6 +220,22 @@ def train(
     result.elapsed = time.monotonic() - started
     emit("done", {"elapsed": result.elapsed})
     return result
+
+
+def _warm_imports() -> None:
+    """Import the registry's libraries (mlflow, skops: ~1-2 s) in the background while models fit."""
+    import threading
+
+    def work() -> None:
+        try:
+            import forgeml.registry.package  # noqa: F401
+            import forgeml.registry.store  # noqa: F401
+            import mlflow.pyfunc  # noqa: F401
+            import skops.io  # noqa: F401
+        except Exception:  # the foreground import will report any real problem
+            log.debug("background import failed", exc_info=True)
+
+    threading.Thread(target=work, name="forgeml-warm-imports", daemon=True).start()
 
 
 def _seed_everything(seed: int) -> None:
@@ -270,15 +291,32 @@ def _diagnose(evaluation, metric_name, task, parts, target, classes) -> dict[str
     return diagnose_fit(metric_name, value("train"), value("validation"), value("test"), baseline=baseline).to_dict()
 
 
-def _importance(model, parts, features, target, problem, deadline) -> list[dict[str, Any]] | None:
+def _importance(model, parts, features, target, problem, deadline, keep: float) -> list[dict[str, Any]] | None:
+    """Permutation importance sized to the time left (keeping `keep` seconds for registration).
+
+    Its cost is about features x repeats x one prediction of the sample, so one timed prediction
+    picks the repeats (up to 5) and, when even one repeat would not fit, a smaller sample.
+    """
     from forgeml.evaluation.importance import feature_importance
 
     frame = parts.test if len(parts.test) else parts.validation if len(parts.validation) else parts.train
-    repeats = 5 if deadline.remaining() > 10 else 2
+    budget = min(deadline.remaining() - keep, IMPORTANCE_MAX_SECONDS)
+    rows = min(len(frame), 2000)
+    sample = frame.sample(n=rows, random_state=problem.seed) if rows < len(frame) else frame
+    start = time.monotonic()
+    model.pipeline.predict(sample[features])
+    per_pass = max(time.monotonic() - start, 1e-4) * (len(features) + 1)
+    repeats = int(min(5, budget // per_pass))
+    if repeats < 1:
+        rows = int(rows * budget / per_pass)
+        if rows < 100:
+            log.info("feature importance skipped: %.1fs left, one pass needs %.1fs", budget, per_pass)
+            return None
+        repeats = 1
     try:
-        return feature_importance(model, frame[features], frame[target], task=problem.task,
+        return feature_importance(model, sample[features], sample[target], task=problem.task,
                                   metric_name=problem.metric.name, classes=problem.classes, seed=problem.seed,
-                                  n_repeats=repeats)
+                                  n_repeats=repeats, max_rows=rows)
     except Exception:  # importance is informative; never fail a run over it
         log.warning("feature importance could not be computed", exc_info=True)
         return None

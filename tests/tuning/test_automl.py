@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from forgeml.errors import TrainingError
@@ -97,3 +96,16 @@ def test_aligned_proba_fills_unseen_classes(wine):
     pipe = get_family("naive_bayes").make("classification", {}, 0).fit(X[sub], y[sub])
     proba = aligned_proba(pipe, X, ["a", "b", "c"])
     assert proba.shape == (len(X), 3) and np.all(proba[:, 2] == 0)
+
+
+def test_integer_class_labels_are_scored_like_strings():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True, as_frame=True)
+    X, y = X.iloc[:400], y.iloc[:400]
+    problem = Problem(task="classification", kinds={c: "numeric" for c in X.columns}, preprocessing=PreprocessingSpec(),
+                      metric=get_metric("accuracy"), classes=sorted(y.unique().tolist()), seed=0)
+    sel = select_model([(get_family("linear"), {})], problem, (X, y), (X.iloc[:0], y.iloc[:0]), folds=_folds(len(X), 3),
+                       deadline=Deadline(None), reserve=0, refit=True)
+    assert sel.winner.score > 0.9
+    assert sel.oof["y_pred"].dtype.kind == "i"

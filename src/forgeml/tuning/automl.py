@@ -175,11 +175,16 @@ def aligned_proba(pipeline: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndar
     return out
 
 
+def label_array(labels: list[Any]) -> np.ndarray:
+    """Labels as an array of their natural dtype: object arrays of ints read as 'unknown' to sklearn's metrics."""
+    return np.asarray(list(labels))
+
+
 def predictions(pipeline: Any, X: pd.DataFrame, problem: Problem) -> tuple[np.ndarray, np.ndarray | None]:
     """(y_pred, proba) of a fitted pipeline; proba is None for regression."""
     if problem.task == "classification":
         proba = aligned_proba(pipeline, X, problem.classes or [])
-        return np.asarray(problem.classes, dtype=object)[proba.argmax(axis=1)], proba
+        return label_array(problem.classes or [])[proba.argmax(axis=1)], proba
     return np.asarray(pipeline.predict(X)), None
 
 
@@ -322,6 +327,8 @@ def _cross_validate(
         fold_scores.append(_score(problem, y.iloc[va], pred, prob))
         if best:
             iterations.append(best)
+    if problem.task == "classification":
+        y_pred = label_array(y_pred)
     score = _score(problem, y, y_pred, proba)
     best_iteration = int(np.mean(iterations)) if iterations else None
     return score, float(np.std(fold_scores)), {"y_pred": y_pred, "proba": proba}, best_iteration, True
