@@ -154,7 +154,8 @@ def train(
                "diagnosis": result.diagnosis,
                "leaderboard": json.loads(result.leaderboard.to_json(orient="records")),
                "report": str(result.report_path) if result.report_path else None,
-               "elapsed": round(result.elapsed, 3), "warnings": result.warnings})
+               "elapsed": round(result.elapsed, 3), "fit_seconds": round(result.fit_seconds, 3),
+               "warnings": result.warnings})
     else:
         _print_result(result)
 

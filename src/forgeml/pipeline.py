@@ -28,6 +28,7 @@ from forgeml.spec import Spec, build_spec
 log = logging.getLogger(__name__)
 
 EventFn = Callable[[str, dict[str, Any]], None]
+TRAIN_EVAL_ROWS = 20_000
 IMPORTANCE_MAX_SECONDS = 30.0  # cap for runs without a time limit
 REGISTER_SECONDS = 2.5  # what packaging, registering and the report take on a small model
 DataLike = pd.DataFrame | str | os.PathLike
@@ -182,8 +183,6 @@ def train(
     limit = spec.training.time_limit
     # kept back from fitting: refit, evaluation, importance and registration
     reserve = 0.0 if limit is None else min(max(REGISTER_SECONDS + 1.0, 0.12 * limit), 0.3 * limit)
-    if register:
-        _warm_imports()
 
     emit("stage", {"name": "fit models", "count": len(families)})
     selection = select_model(
@@ -222,22 +221,6 @@ def train(
     return result
 
 
-def _warm_imports() -> None:
-    """Import the registry's libraries (mlflow, skops: ~1-2 s) in the background while models fit."""
-    import threading
-
-    def work() -> None:
-        try:
-            import forgeml.registry.package  # noqa: F401
-            import forgeml.registry.store  # noqa: F401
-            import mlflow.pyfunc  # noqa: F401
-            import skops.io  # noqa: F401
-        except Exception:  # the foreground import will report any real problem
-            log.debug("background import failed", exc_info=True)
-
-    threading.Thread(target=work, name="forgeml-warm-imports", daemon=True).start()
-
-
 def _seed_everything(seed: int) -> None:
     import random
 
@@ -253,7 +236,12 @@ def _evaluate_splits(selection, problem, parts, features, target, trainval) -> d
         y_pred, proba = predictions(pipeline, frame[features], problem)
         return evaluate_predictions(problem.task, np.asarray(frame[target]), y_pred, proba, problem.classes)
 
-    out: dict[str, dict[str, Any]] = {"train": run(selection.pipeline, parts.train)}
+    train = parts.train
+    if len(train) > TRAIN_EVAL_ROWS:  # train scores only inform the fit diagnosis; a sample is plenty
+        train = train.sample(n=TRAIN_EVAL_ROWS, random_state=problem.seed)
+    out: dict[str, dict[str, Any]] = {"train": run(selection.pipeline, train)}
+    if len(train) < len(parts.train):
+        out["train"]["note"] = f"on a sample of {TRAIN_EVAL_ROWS:,} of {len(parts.train):,} training rows"
     if selection.mode == "cv" and selection.oof:
         oof = selection.oof
         out["validation"] = evaluate_predictions(problem.task, np.asarray(trainval[target]), oof["y_pred"],

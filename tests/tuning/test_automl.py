@@ -9,7 +9,7 @@ from forgeml.errors import TrainingError
 from forgeml.evaluation.metrics import get_metric
 from forgeml.models.zoo import get_family
 from forgeml.spec import PreprocessingSpec
-from forgeml.tuning.automl import Deadline, Problem, aligned_proba, select_model
+from forgeml.tuning.automl import Deadline, Problem, aligned_proba, fit_pipeline, select_model
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +71,32 @@ def test_failed_family_is_reported_and_others_still_win(wine):
     assert sel.winner.family == "naive_bayes"
 
 
-def test_no_time_left_skips_and_all_failing_raises(wine):
+def test_with_no_time_left_the_first_candidate_still_gives_a_model(wine):
     X, y = wine
     problem = _problem(X, y)
-    with pytest.raises(TrainingError, match="no model could be trained"):
-        select_model([(get_family("linear"), {})], problem, (X, y), (X.iloc[:0], y.iloc[:0]), folds=_folds(len(X), 3),
-                     deadline=Deadline(1.0, start=0.0), reserve=0, refit=True)
+    fams = [(get_family("lightgbm"), {}), (get_family("linear"), {}), (get_family("knn"), {})]
+    sel = select_model(fams, problem, (X, y), (X.iloc[:0], y.iloc[:0]), folds=_folds(len(X), 3),
+                       deadline=Deadline(1.0, start=0.0), reserve=0, refit=True)
+    assert [c.status for c in sel.candidates] == ["ok", "skipped", "skipped"]
+    assert sel.pipeline.predict(X).shape == (len(X),)
+
+
+def test_all_candidates_failing_raises_a_training_error(wine):
+    X, y = wine
+    problem = _problem(X, y)
+    with pytest.raises(TrainingError, match="no model could be trained.*linear: SpecError"):
+        select_model([(get_family("linear"), {"max_iter": "many"})], problem, (X, y), (X.iloc[:0], y.iloc[:0]),
+                     folds=_folds(len(X), 3), deadline=Deadline(None), reserve=0, refit=True)
+
+
+def test_forests_stop_growing_at_their_deadline(wine):
+    X, y = wine
+    problem = _problem(X, y)
+    fit, grown = fit_pipeline(get_family("random_forest"), {"n_estimators": 5000}, problem, X, y,
+                              deadline=Deadline(0.5))
+    assert 0 < grown < 5000
+    assert len(fit.named_steps["model"].estimators_) == grown
+    assert fit.named_steps["model"].get_params()["warm_start"] is False
 
 
 def test_budget_skips_candidates_that_would_not_finish(wine):

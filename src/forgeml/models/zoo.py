@@ -48,6 +48,8 @@ class Family:
     cost: relative fit cost (1 = a linear model); AutoML orders by `priority`, then uses cost to skip
     families that would not finish within the remaining budget.
     max_rows: above this many training rows the family is skipped by AutoML (None: no guard).
+    grow: for ensembles fitted with warm_start, the parameter that sets their size; AutoML grows them in
+    steps and stops when the candidate's deadline comes, so a slow forest cannot overrun the budget.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Family:
     priority: int = 50
     cost: float = 1.0
     max_rows: int | None = None
+    grow: str | None = None  # the size parameter of an ensemble that can be grown in steps (warm_start)
     description: str = ""
 
     def make(self, task: str, params: dict[str, Any] | None = None, seed: int = 0) -> Any:
@@ -232,7 +235,7 @@ register(Family(
     defaults={t: {"n_estimators": 300, "max_features": "sqrt" if t == "classification" else 0.5} for t in _BOTH},
     space={"n_estimators": Int(100, 1000, log=True), "max_depth": Int(3, 40), "min_samples_leaf": Int(1, 20),
            "max_features": Float(0.1, 1.0)},
-    priority=30, cost=6.0, max_rows=2_000_000, description="random forest",
+    priority=30, cost=6.0, max_rows=2_000_000, grow="n_estimators", description="random forest",
 ))
 register(Family(
     "extra_trees", _BOTH,
@@ -241,7 +244,7 @@ register(Family(
     defaults={t: {"n_estimators": 300, "max_features": "sqrt" if t == "classification" else 0.7} for t in _BOTH},
     space={"n_estimators": Int(100, 1000, log=True), "max_depth": Int(3, 40), "min_samples_leaf": Int(1, 20),
            "max_features": Float(0.1, 1.0)},
-    priority=35, cost=4.0, max_rows=2_000_000, description="extremely randomised trees",
+    priority=35, cost=4.0, max_rows=2_000_000, grow="n_estimators", description="extremely randomised trees",
 ))
 register(Family(
     "knn", _BOTH,
@@ -249,7 +252,7 @@ register(Family(
              "regression": _sk("sklearn.neighbors", "KNeighborsRegressor")}, "knn", threads=True),
     defaults={t: {"n_neighbors": 10, "weights": "distance"} for t in _BOTH},
     space={"n_neighbors": Int(1, 100, log=True), "weights": Choice(("uniform", "distance")), "p": Choice((1, 2))},
-    scale=True, priority=50, cost=2.0, max_rows=200_000, description="k-nearest neighbours",
+    scale=True, priority=50, cost=2.0, max_rows=100_000, description="k-nearest neighbours (prediction cost grows with rows)",
 ))
 register(Family(
     "naive_bayes", ("classification",),

@@ -120,7 +120,8 @@ def fit_pipeline(
 ) -> tuple[Any, int | None]:
     """Fit preprocessing + estimator on (X, y); LightGBM early-stops on (X_val, y_val) when given.
 
-    Returns the fitted Pipeline and the best boosting iteration (None for other families).
+    Returns the fitted Pipeline and the fitted size where it was decided while fitting: the best
+    boosting iteration (LightGBM) or the members grown before the deadline (families with `grow`).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -157,9 +158,36 @@ def _fit(family, params, problem, X, y, X_val, y_val, deadline) -> tuple[Any, in
             callbacks.insert(0, lgb.early_stopping(int(rounds), verbose=False))
         estimator.fit(Xt, y, callbacks=callbacks, **fit_kwargs)
         best = int(estimator.best_iteration_ or estimator.n_estimators_)
+    elif family.grow and deadline is not None and deadline.seconds is not None:
+        best = _grow_within(estimator, family.grow, Xt, y, deadline)
     else:
         estimator.fit(Xt, y)
     return Pipeline([("prepare", prep), ("model", estimator)]), best
+
+
+def _grow_within(estimator: Any, param: str, X: Any, y: Any, deadline: Deadline, steps: int = 10) -> int:
+    """Fit an ensemble in `steps` chunks with warm_start until it reaches its size or the deadline.
+
+    The first chunk times one member; each later chunk is only as large as the time left affords.
+    Returns the number of members grown.
+    """
+    target = int(estimator.get_params()[param])
+    step = max(1, target // steps)
+    size = min(step, target)
+    estimator.set_params(warm_start=True, **{param: size})
+    start = time.monotonic()
+    estimator.fit(X, y)
+    per_member = max(time.monotonic() - start, 1e-6) / size
+    while size < target:
+        # 15 % of the time left stays for predicting with the grown ensemble (scoring, evaluation)
+        affordable = int(0.85 * deadline.remaining() / per_member)
+        if affordable < 1:
+            break
+        size = min(target, size + min(step, affordable))
+        estimator.set_params(**{param: size})
+        estimator.fit(X, y)
+    estimator.set_params(warm_start=False)
+    return size
 
 
 def aligned_proba(pipeline: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:
@@ -196,10 +224,18 @@ def _score(problem: Problem, y_true: Any, y_pred: Any, proba: Any) -> float:
 
 
 def _refit_params(family: Family, params: dict[str, Any], best: int | None, grow: float) -> dict[str, Any]:
-    """Params for refitting on more data: boosting keeps its early-stopped size, scaled by the data growth."""
+    """Params for refitting on more data: boosting keeps its early-stopped size scaled by the data growth;
+    an ensemble cut short by the deadline keeps the size it reached."""
     if family.name == "lightgbm" and best:
         return {**params, "n_estimators": max(1, int(round(best * grow))), "early_stopping_rounds": None}
+    if family.grow and best:
+        return {**params, family.grow: best}
     return params
+
+
+def _refit_estimate(cand: Candidate, n_fits: int, growth: float) -> float:
+    """Seconds the refit of `cand` on train + validation should take, from its measured fits."""
+    return cand.fit_time / max(n_fits, 1) * growth
 
 
 def select_model(
@@ -214,11 +250,13 @@ def select_model(
     refit: bool,
     on_event: EventFn | None = None,
 ) -> Selection:
-    """Fit each (family, params) in order within the deadline (keeping `reserve` seconds for the final
-    refit and registration) and return the best by the problem's metric.
+    """Fit each (family, params) in order within the deadline and return the best by the problem's metric.
 
+    reserve: seconds kept for evaluation and registration; the refit of the current best is kept on top.
     folds: positional (train_idx, val_idx) over train + validation concatenated; when given, candidates
     are scored by out-of-fold predictions (cv mode), otherwise on the validation split (holdout mode).
+    Each candidate gets a deadline of its own (what is left after the reserves), which LightGBM's
+    callback and growable ensembles obey, so one slow family cannot eat the whole budget.
     """
     emit = on_event or (lambda _event, _payload: None)
     X_tr, y_tr = train
@@ -226,45 +264,52 @@ def select_model(
     X_all = pd.concat([X_tr, X_va]) if len(X_va) else X_tr
     y_all = pd.concat([y_tr, y_va]) if len(y_va) else y_tr
     mode = "cv" if folds else "holdout"
+    n_fits = len(folds) if folds else 1
+    growth = 1.0 / (1.0 - 1.0 / len(folds)) if folds else len(X_all) / max(len(X_tr), 1)
     sign = 1.0 if problem.metric.greater_is_better else -1.0
     candidates: list[Candidate] = []
     best: tuple[Candidate, Any, dict | None] | None = None
     seconds_per_cost: float | None = None
 
+    def skip(cand: Candidate, note: str) -> None:
+        cand.status, cand.note = "skipped", note
+        emit("candidate", cand.row())
+
     for family, params in families:
         cand = Candidate(family.name, params)
         candidates.append(cand)
-        budget = deadline.remaining() - reserve
-        n_fits = len(folds) if folds else 1
+        held = reserve + (_refit_estimate(best[0], n_fits, growth) if best and (refit or folds) else 0.0)
+        budget = deadline.remaining() - held
         if family.max_rows is not None and len(X_all) > family.max_rows:
-            cand.status, cand.note = "skipped", f"more than {family.max_rows:,} rows"
-            emit("candidate", cand.row())
+            skip(cand, f"more than {family.max_rows:,} rows")
+            continue
+        if best is not None and budget <= 0:
+            skip(cand, "no time left")
             continue
         if seconds_per_cost is not None:
-            # Estimate from what has been fitted so far; refit adds roughly one more fit on more data.
-            estimate = seconds_per_cost * family.cost * (n_fits + 1.2)
-            if estimate > budget:
-                cand.status, cand.note = "skipped", f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left"
-                emit("candidate", cand.row())
+            # Estimated from the slowest rate seen so far; the refit adds about one more fit.
+            estimate = seconds_per_cost * family.cost * (n_fits + growth)
+            if estimate > budget and not family.grow:
+                skip(cand, f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left")
                 continue
-        elif budget <= 0:
-            cand.status, cand.note = "skipped", "no time left"
-            emit("candidate", cand.row())
-            continue
+        # The first candidate always runs and finishes (a run must end with a model); it gets the budget
+        # shared with the refit it will need.
+        own = Deadline(None if deadline.seconds is None else max(budget, 0.0) / (1.0 if best else 1.0 + growth / n_fits))
         emit("candidate_start", {"family": family.name})
         start = time.monotonic()
         try:
             if folds:
-                # The first candidate always finishes: a run must end with a model.
                 cand.score, cand.std, oof, cand.best_iteration, complete = _cross_validate(
-                    family, params, problem, X_all, y_all, folds, deadline, reserve, must_finish=best is None)
+                    family, params, problem, X_all, y_all, folds, own, must_finish=best is None)
                 fitted = None
                 if not complete:
                     cand.status, cand.note = "timeout", "budget ran out between folds"
             else:
-                fitted, cand.best_iteration = fit_pipeline(family, params, problem, X_tr, y_tr, X_va, y_va, deadline)
+                fitted, cand.best_iteration = fit_pipeline(family, params, problem, X_tr, y_tr, X_va, y_va, own)
                 y_pred, proba = predictions(fitted, X_va, problem)
                 cand.score, oof = _score(problem, y_va, y_pred, proba), None
+            if family.grow and cand.best_iteration and cand.best_iteration < _size(family, problem.task, params):
+                cand.note = f"{cand.best_iteration} of {_size(family, problem.task, params)} {family.grow} in the budget"
         except Exception as exc:  # one family failing must not sink the run
             log.debug("candidate %s failed", family.name, exc_info=True)
             cand.status, cand.note = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
@@ -288,16 +333,19 @@ def select_model(
     winner, fitted, oof = best
     family = next(f for f, _ in families if f.name == winner.family)
     emit("stage", {"name": f"refit {winner.family}"})
-    holdout = fitted
     refit_start = time.monotonic()
     if folds or refit or fitted is None:
-        grow = len(X_all) / max(len(X_tr), 1) if not folds else 1.0 / (1.0 - 1.0 / len(folds))
-        params = _refit_params(family, winner.params, winner.best_iteration, grow)
-        final, _ = fit_pipeline(family, params, problem, X_all, y_all)
+        params = _refit_params(family, winner.params, winner.best_iteration, growth)
+        own = Deadline(None if deadline.seconds is None else max(deadline.remaining() - reserve, 0.0))
+        final, _ = fit_pipeline(family, params, problem, X_all, y_all, deadline=own)
     else:
         final = fitted
-    return Selection(winner=winner, pipeline=final, holdout_pipeline=holdout if not folds else None,
+    return Selection(winner=winner, pipeline=final, holdout_pipeline=fitted if not folds else None,
                      oof=oof, candidates=candidates, mode=mode, refit_time=time.monotonic() - refit_start)
+
+
+def _size(family: Family, task: str, params: dict[str, Any]) -> int:
+    return int({**family.defaults.get(task, {}), **params}.get(family.grow, 100))
 
 
 def _cross_validate(
@@ -308,27 +356,29 @@ def _cross_validate(
     y: pd.Series,
     folds: list[tuple[np.ndarray, np.ndarray]],
     deadline: Deadline,
-    reserve: float,
     must_finish: bool = False,
 ) -> tuple[float, float, dict[str, Any], int | None, bool]:
-    """Out-of-fold score (and fold std) of one family; stops early when the budget runs out."""
+    """Out-of-fold score (and fold std) of one family within `deadline`, each fold getting an equal share
+    of what is left; gives up between folds when the time is gone (unless `must_finish`)."""
     n = len(X)
     y_pred = np.empty(n, dtype=object if problem.task == "classification" else float)
     proba = np.zeros((n, len(problem.classes or []))) if problem.task == "classification" else None
-    fold_scores, iterations = [], []
+    fold_scores, sizes = [], []
     for i, (tr, va) in enumerate(folds):
-        if i and not must_finish and deadline.remaining() - reserve <= 0:
+        if i and not must_finish and deadline.remaining() <= 0:
             return float("nan"), float("nan"), {}, None, False
-        pipe, best = fit_pipeline(family, params, problem, X.iloc[tr], y.iloc[tr], X.iloc[va], y.iloc[va], deadline)
+        share = None if deadline.seconds is None else max(deadline.remaining(), 0.0) / (len(folds) - i)
+        pipe, size = fit_pipeline(family, params, problem, X.iloc[tr], y.iloc[tr], X.iloc[va], y.iloc[va],
+                                  Deadline(share))
         pred, prob = predictions(pipe, X.iloc[va], problem)
         y_pred[va] = pred
         if proba is not None:
             proba[va] = prob
         fold_scores.append(_score(problem, y.iloc[va], pred, prob))
-        if best:
-            iterations.append(best)
+        if size:
+            sizes.append(size)
     if problem.task == "classification":
         y_pred = label_array(y_pred)
     score = _score(problem, y, y_pred, proba)
-    best_iteration = int(np.mean(iterations)) if iterations else None
-    return score, float(np.std(fold_scores)), {"y_pred": y_pred, "proba": proba}, best_iteration, True
+    size = int(np.mean(sizes)) if sizes else None
+    return score, float(np.std(fold_scores)), {"y_pred": y_pred, "proba": proba}, size, True
