@@ -28,6 +28,7 @@ test-fast: install
 bench: install
 	$(PY) benchmarks/bench_automl_vs_hgb.py
 	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench_time_limit.py
 
 clean:
 	rm -rf $(VENV) forgeml-home .pytest_cache
