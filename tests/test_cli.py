@@ -48,3 +48,15 @@ def test_user_errors_are_one_line_exit_2(argv, message, capsys, fresh_home):
 def test_init_prints_the_spec(capsys):
     assert main(["init"]) == 0
     assert "time_limit: 60" in capsys.readouterr().out
+
+
+def test_ui_opens_mlflow_on_the_forgeml_store(monkeypatch, fresh_home):
+    import os
+
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
+    assert main(["ui", "--port", "5077"]) == 0
+    argv = calls[0]
+    assert argv[1:4] == ["-m", "mlflow", "ui"]
+    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{fresh_home.resolve()}/mlflow.db"
+    assert argv[argv.index("--port") + 1] == "5077"
