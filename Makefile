@@ -11,7 +11,7 @@ export FORGEML_HOME ?= $(CURDIR)/forgeml-home
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -q -e ".[dev]"
+	$(PIP) -q -e ".[dev,neural]"
 	touch $@
 
 install: $(VENV)/.installed

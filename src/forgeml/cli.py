@@ -355,33 +355,36 @@ def ui(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line on stderr and exit code 2."""
-    try:  # Typer >= 0.22 vendors click; its exceptions live there
-        from typer import _click as click
+    try:  # Typer >= 0.22 vendors click; its usage errors live there
+        from typer._click import exceptions as click_errors
     except ImportError:  # pragma: no cover - older Typer
-        import click
+        from click import exceptions as click_errors
     from rich.markup import escape
 
     from forgeml.errors import ForgeError
 
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="forgeml", standalone_mode=False)
+        result = command.main(args=argv, prog_name="forgeml", standalone_mode=False)
     except ForgeError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         return exc.exit_code
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except click_errors.NoArgsIsHelpError as exc:
         err.print(exc.ctx.get_help() if exc.ctx else str(exc), markup=False)
         return 0
-    except click.exceptions.UsageError as exc:
+    except click_errors.UsageError as exc:
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         err.print(f"error: {exc.format_message()}{where}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except click.exceptions.Abort:
+    except click_errors.ClickException as exc:
+        err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
         err.print("aborted", markup=False)
         return 130
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -154,6 +154,54 @@ class TrainingSpec(_Section):
         return value
 
 
+class EarlyStoppingSpec(_Section):
+    """Stop when the monitored validation quantity stops improving."""
+
+    monitor: str = Field("val_loss", description="val_loss, or val_<metric> for a metric of the task")
+    patience: int = Field(10, ge=1, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
+    restore_best: bool = Field(True, description="end with the weights of the best epoch")
+
+
+class NeuralSpec(_Section):
+    """Training controls for the neural families (mlp, cnn, rnn, transformer, autoencoder)."""
+
+    epochs: int = Field(100, ge=1, description="maximum passes over the training data")
+    batch_size: int = Field(128, ge=1, description="rows per optimiser step (per process with workers > 1)")
+    optimizer: Literal["sgd", "adam", "adamw", "rmsprop"] = Field("adamw", description="sgd | adam | adamw | rmsprop")
+    learning_rate: float = Field(1e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="L2 penalty (decoupled for adamw)")
+    l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")
+    momentum: float = Field(0.9, ge=0, lt=1, description="momentum for sgd and rmsprop")
+    nesterov: bool = Field(False, description="Nesterov momentum for sgd")
+    scheduler: Literal["none", "step", "cosine", "onecycle", "plateau"] = Field(
+        "none", description="learning-rate schedule: none | step | cosine | onecycle | plateau"
+    )
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up epochs before the schedule")
+    step_size: int = Field(10, ge=1, description="epochs between decays for the step schedule")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor for step and plateau schedules")
+    loss: Literal["auto", "cross_entropy", "bce", "mse", "mae", "huber"] = Field(
+        "auto", description="auto: cross_entropy for classification, mse for regression"
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing for cross_entropy")
+    class_weight: Literal["none", "balanced"] = Field("none", description="weight classes by inverse frequency")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout probability in the networks")
+    early_stopping: EarlyStoppingSpec | None = Field(
+        default_factory=EarlyStoppingSpec, description="null to train for all epochs"
+    )
+    validation_fraction: float = Field(
+        0.1, ge=0, lt=1, description="share of the training rows held out for early stopping inside fit"
+    )
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value (null: off)")
+    grad_accumulation: int = Field(1, ge=1, description="batches accumulated per optimiser step")
+    mixed_precision: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, off on CPU"
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N | mps")
+    checkpoint_every: int = Field(0, ge=0, description="write a resumable checkpoint every N epochs (0: only on interrupt)")
+    workers: int = Field(1, ge=1, description="data-parallel processes (DDP: gloo on CPU, NCCL on GPU)")
+
+
 class OutputSpec(_Section):
     """What is registered."""
 
@@ -173,6 +221,7 @@ class Spec(_Section):
         "auto", description="auto (the zoo, fastest strong families first) or a list of families"
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    neural: NeuralSpec = Field(default_factory=NeuralSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
 
     @field_validator("models", mode="before")
@@ -315,7 +364,7 @@ def init_template() -> str:
         "# CLI flags (--target, --time-limit, --name, ...) override the values here.",
         f"seed: {Spec.model_fields['seed'].default}",
     ]
-    for section_name in ("data", "preprocessing", "split", "models", "training", "output"):
+    for section_name in ("data", "preprocessing", "split", "models", "training", "neural", "output"):
         field = Spec.model_fields[section_name]
         if section_name == "models":
             lines += [
@@ -331,6 +380,8 @@ def init_template() -> str:
             if sub.description:
                 lines.append(f"  # {sub.description}")
             value = getattr(instance, name)
+            if isinstance(value, BaseModel):
+                value = value.model_dump(mode="json")
             dumped = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
             dumped = dumped.removesuffix("\n...").removesuffix("...").strip()
             lines.append(f"  {name}: {dumped}")
