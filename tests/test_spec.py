@@ -58,6 +58,10 @@ def test_overrides_win_over_the_file(tmp_path):
         ({"training": {"time_limit": -5}}, "training.time_limit: Input should be greater than 0 (got -5)"),
         ({"output": {"name": "bad/name"}}, "output.name"),
         ({"split": {"strategy": "group"}}, "strategy 'group' needs group_column"),
+        ({"neural": {"device": "gpu"}}, "neural.device: expected auto | cpu | cuda | cuda:N | mps (got 'gpu')"),
+        ({"neural": {"optimizer": "adagrad"}}, "neural.optimizer: Input should be 'sgd', 'adam', 'adamw' or 'rmsprop' (got 'adagrad')"),
+        ({"neural": {"learning_rate": -0.1}}, "neural.learning_rate: Input should be greater than 0 (got -0.1)"),
+        ({"neural": {"early_stopping": {"patience": 0}}}, "neural.early_stopping.patience"),
     ],
 )
 def test_invalid_specs_give_one_line_naming_the_field(raw, expected):

@@ -135,6 +135,10 @@ def train(
     id_column: Optional[list[str]] = typer.Option(None, "--id-column", help="identifier column (repeatable)"),
     group_column: Optional[str] = typer.Option(None, "--group-column", help="keep rows of a group in one split"),
     time_column: Optional[str] = typer.Option(None, "--time-column", help="split in time order"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="neural families: maximum epochs"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="neural families: batch size"),
+    device: Optional[str] = typer.Option(None, "--device", help="neural families: auto | cpu | cuda | cuda:N | mps"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="neural families: data-parallel processes (DDP)"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
 ) -> None:
@@ -146,6 +150,7 @@ def train(
             data, spec=str(spec) if spec else None, on_event=progress, target=target, time_limit=time_limit,
             name=name, task=task, metric=metric, models=models, seed=seed, query=query, ignore_columns=ignore or None,
             id_columns=id_column or None, group_column=group_column, time_column=time_column,
+            epochs=epochs, batch_size=batch_size, device=device, workers=workers,
         )
     if as_json:
         _json({"name": result.name, "version": result.version, "run_id": result.run_id,

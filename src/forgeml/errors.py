@@ -42,6 +42,12 @@ class IntegrityError(ForgeError):
     """A saved artifact does not match its recorded hash, or is not in a safe format."""
 
 
+class Interrupted(ForgeError):
+    """The user stopped a run (Ctrl-C / SIGTERM); what could be saved for a resume was saved."""
+
+    exit_code = 130
+
+
 class TrainingError(ForgeError):
     """No model could be trained (every family failed or the budget was too small)."""
 

@@ -90,14 +90,26 @@ def _check_columns(df: pd.DataFrame, names: list[str], what: str) -> None:
 def _candidates(spec: Spec, task: str) -> list[tuple[Any, dict[str, Any]]]:
     from forgeml.models.zoo import auto_families, get_family
 
+    # Neural families take the spec's `neural` section (only what the user set: NeuralSpec keeps the defaults).
+    neural = spec.neural.model_dump(mode="json", exclude_unset=True)
     if spec.models == "auto":
-        return [(f, {}) for f in auto_families(task)]
+        return [(f, dict(neural) if f.neural else {}) for f in auto_families(task) if _available(f)]
     chosen = []
     for choice in spec.models:
         family = get_family(choice.family)
-        family.make(task, choice.params, spec.seed)  # validate hyperparameters before any fitting
-        chosen.append((family, choice.params))
+        params = {**neural, **choice.params} if family.neural else choice.params
+        family.make(task, params, spec.seed)  # validate hyperparameters before any fitting
+        chosen.append((family, params))
     return chosen
+
+
+def _available(family: Any) -> bool:
+    """AutoML leaves out neural families when PyTorch is not installed (asking for one by name says how)."""
+    if not family.neural:
+        return True
+    from importlib.util import find_spec
+
+    return find_spec("torch") is not None
 
 
 def _class_labels(y: pd.Series) -> list[Any]:
@@ -333,6 +345,9 @@ def _register(result: TrainResult, fingerprint: dict[str, Any], example: pd.Data
                         **_flat(spec.model_dump(mode="json"), "spec")})
         for split, ev in result.evaluation.items():
             run.log_metrics({f"{split}_{k}": v for k, v in ev.get("metrics", {}).items()})
+        for row in _learning_curve(result.model).get("history", []):  # neural models: one step per epoch
+            run.log_metrics({f"epoch_{k}": v for k, v in row.items() if k not in ("epoch", "seconds")},
+                            step=int(row["epoch"]))
         run.log_dict(spec.model_dump(mode="json"), "spec.yaml")
         run.log_dict(fingerprint, "data_fingerprint.json")
         run.log_dict(result.leaderboard.replace({np.nan: None}).to_dict(orient="records"), "leaderboard.json")
@@ -348,6 +363,15 @@ def _register(result: TrainResult, fingerprint: dict[str, Any], example: pd.Data
         if spec.output.report:
             result.report_path = _write_report(result, fingerprint, importance, run.run_id)
             run.log_artifact(str(result.report_path), "report")
+
+
+def _learning_curve(model: ForgeModel) -> dict[str, Any]:
+    """Per-epoch history of a neural estimator ({} for the others)."""
+    estimator = model.estimator
+    history = getattr(estimator, "history_", None)
+    if not history:
+        return {}
+    return {"history": list(history), "best_epoch": getattr(estimator, "best_epoch_", None)}
 
 
 def _flat(obj: Any, prefix: str) -> dict[str, Any]:
@@ -370,7 +394,7 @@ def _write_report(result: TrainResult, fingerprint, importance, run_id) -> Path:
         leaderboard=result.leaderboard.replace({np.nan: None}).to_dict(orient="records"),
         evaluation=result.evaluation, diagnosis=result.diagnosis, importance=importance,
         profile=result.profile.to_dict(), residuals=result.residuals, spec=result.spec.model_dump(mode="json"),
-        data=fingerprint, warnings=result.warnings,
+        data=fingerprint, warnings=result.warnings, learning_curve=_learning_curve(model) or None,
     )
     from forgeml.registry.store import forgeml_home
 

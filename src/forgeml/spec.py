@@ -256,6 +256,11 @@ def _format_errors(exc: ValidationError, where: str) -> str:
             parts.append(f"unknown field '{loc}'{hint}{allowed}")
             continue
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch":  # a regex says little; the field says what it accepts
+            parent = _section_for(err["loc"][:-1])
+            field = parent.model_fields.get(str(err["loc"][-1])) if parent else None
+            if field is not None and field.description:
+                msg = f"expected {field.description}"
         received = err.get("input")
         shown = "" if isinstance(received, (dict, list)) or err["type"] == "value_error" else f" (got {received!r})"
         parts.append(f"{loc or 'spec'}: {msg}{shown}")
@@ -323,6 +328,10 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "group_column": ("split", "group_column"),
     "time_column": ("split", "time_column"),
     "split_strategy": ("split", "strategy"),
+    "epochs": ("neural", "epochs"),
+    "batch_size": ("neural", "batch_size"),
+    "device": ("neural", "device"),
+    "workers": ("neural", "workers"),
 }
 
 

@@ -214,3 +214,18 @@ def test_evaluation_notes_are_shown(regression_ctx):
                   "validation": {**regression_ctx.evaluation["validation"], "note": "out-of-fold predictions"}}
     page = build_report(dataclasses.replace(regression_ctx, evaluation=evaluation))
     assert "validation: out-of-fold predictions" in page
+
+
+def test_learning_curves_section_for_neural_models(tmp_path):
+    from forgeml.report.builder import ReportContext, build_report
+
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e + (0.05 * e if e > 6 else 0), "val_metric": 0.5 + e / 40}
+               for e in range(1, 11)]
+    ctx = ReportContext(title="net", model_name="net", version=1, run_id=None, task="regression", metric="rmse",
+                        target="y", created="2026-01-01", learning_curve={"history": history, "best_epoch": 6})
+    html = build_report(ctx)
+    assert 'id="learning"' in html and "Learning curves" in html
+    assert "best epoch 6" in html and "10 epochs; early stopping kept epoch 6." in html
+    without = build_report(ReportContext(title="t", model_name="t", version=1, run_id=None, task="regression",
+                                         metric="rmse", target="y", created="2026-01-01"))
+    assert 'id="learning"' not in without

@@ -63,6 +63,8 @@ class Family:
     cost: float = 1.0
     max_rows: int | None = None
     grow: str | None = None  # the size parameter of an ensemble that can be grown in steps (warm_start)
+    auto: bool = True  # tried by `models: auto` on tables (image and sequence families are not)
+    neural: bool = False  # trained by forgeml's PyTorch trainer: takes the spec's `neural` section as params
     description: str = ""
 
     def make(self, task: str, params: dict[str, Any] | None = None, seed: int = 0) -> Any:
@@ -298,4 +300,4 @@ def get_family(name: str) -> Family:
 
 def auto_families(task: str) -> list[Family]:
     """Families AutoML tries for `task`, in the order it tries them (strong and cheap first)."""
-    return sorted((f for f in _FAMILIES.values() if task in f.tasks), key=lambda f: (f.priority, f.name))
+    return sorted((f for f in _FAMILIES.values() if task in f.tasks and f.auto), key=lambda f: (f.priority, f.name))

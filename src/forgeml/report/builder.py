@@ -24,6 +24,7 @@ from forgeml.report.figures import (
     FigureRenderer,
     confusion_figure,
     horizontal_bar_figure,
+    learning_curve_figure,
     plotly_script,
     predicted_vs_actual_figure,
     residual_figure,
@@ -64,6 +65,7 @@ class ReportContext:
     spec: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    learning_curve: dict[str, Any] | None = None  # neural models: {"history": [per-epoch rows], "best_epoch": int}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -328,6 +330,21 @@ def residuals_section(ctx: ReportContext, figs: FigureRenderer) -> str:
     return _section("residuals", "Residuals", body)
 
 
+def learning_section(ctx: ReportContext, figs: FigureRenderer) -> str:
+    """Per-epoch loss (and metric) of a neural model, with the early-stopping point; empty for other models."""
+    curve = ctx.learning_curve or {}
+    history = [row for row in curve.get("history") or [] if "epoch" in row]
+    if not history:
+        return ""
+    best = curve.get("best_epoch")
+    body = _note(f"{len(history)} epochs" + (f"; early stopping kept epoch {best}." if best is not None else "."))
+    body += '<div class="grid2">'
+    body += f"<div>{figs.render(learning_curve_figure(history, 'loss', best, 'Loss per epoch'))}</div>"
+    if any(row.get("val_metric") is not None for row in history):
+        body += f"<div>{figs.render(learning_curve_figure(history, 'metric', best, 'Validation metric per epoch'))}</div>"
+    return _section("learning", "Learning curves", body + "</div>")
+
+
 def importance_section(ctx: ReportContext, figs: FigureRenderer) -> str:
     rows = [r for r in (ctx.importance or []) if "feature" in r]
     if not rows:
@@ -417,7 +434,7 @@ def spec_section(ctx: ReportContext) -> str:
 # ----------------------------------------------------------------------------- page
 
 _NAV = {"summary": "Summary", "warnings": "Warnings", "leaderboard": "Leaderboard", "evaluation": "Evaluation",
-        "confusion": "Confusion", "per-class": "Per class", "residuals": "Residuals", "importance": "Importance",
+        "confusion": "Confusion", "per-class": "Per class", "residuals": "Residuals", "learning": "Learning", "importance": "Importance",
         "profile": "Data", "spec": "Spec"}
 
 
@@ -432,7 +449,8 @@ def build_report(ctx: ReportContext) -> str:
         parts += [("confusion", confusion_section(ctx, figs)), ("per-class", per_class_section(ctx))]
     else:
         parts += [("residuals", residuals_section(ctx, figs))]
-    parts += [("importance", importance_section(ctx, figs)), ("profile", profile_section(ctx, figs)),
+    parts += [("learning", learning_section(ctx, figs)),
+              ("importance", importance_section(ctx, figs)), ("profile", profile_section(ctx, figs)),
               ("spec", spec_section(ctx))]
     parts = [(anchor, body) for anchor, body in parts if body]
     nav = "".join(f'<a href="#{anchor}">{_e(_NAV[anchor])}</a>' for anchor, _ in parts)

@@ -132,3 +132,25 @@ def horizontal_bar_figure(names: list[str], values: list[float], *, errors: list
     fig.update_xaxes(title_text=x_title, tickformat=".0%" if percent else None)
     fig.update_yaxes(type="category", automargin=True)
     return fig
+
+
+def learning_curve_figure(history: list[dict[str, Any]], key: str, best_epoch: int | None, title: str) -> Any:
+    """Train and validation `key` ("loss" or "metric") per epoch, with the early-stopping point marked."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for split, color in (("train", "#2f6fde"), ("val", "#1f8a4c")):
+        name = f"{split}_{key}"
+        points = [(row["epoch"], row[name]) for row in history if row.get(name) is not None]
+        if points:
+            epochs, values = zip(*points)
+            fig.add_trace(go.Scatter(x=list(epochs), y=list(values), mode="lines+markers", name=split,
+                                     line={"color": color}, marker={"size": 4},
+                                     hovertemplate=f"epoch %{{x}}<br>{split} {key} %{{y:.4g}}<extra></extra>"))
+    if best_epoch is not None:
+        fig.add_vline(x=best_epoch, line={"color": "#c2372d", "dash": "dash"},
+                      annotation_text=f"best epoch {best_epoch}", annotation_position="top")
+    fig.update_layout(title=title)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text=key)
+    return fig

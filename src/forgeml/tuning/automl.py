@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeml.errors import TrainingError
+from forgeml.errors import Interrupted, TrainingError
 from forgeml.models.zoo import Family
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,8 @@ def select_model(
                 cand.score, oof = _score(problem, y_va, y_pred, proba), None
             if family.grow and cand.best_iteration and cand.best_iteration < _size(family, problem.task, params):
                 cand.note = f"{cand.best_iteration} of {_size(family, problem.task, params)} {family.grow} in the budget"
+        except Interrupted:
+            raise
         except Exception as exc:  # one family failing must not sink the run
             log.debug("candidate %s failed", family.name, exc_info=True)
             cand.status, cand.note = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
