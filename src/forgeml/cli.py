@@ -74,7 +74,16 @@ class _Progress:
             self.progress.update(self.task_id, description=payload["name"], total=total,
                                  completed=0 if total else None)
         elif event == "candidate_start":
-            self.progress.update(self.task_id, description=f"fitting {payload['family']}")
+            self.family = payload["family"]
+            self.progress.update(self.task_id, description=f"fitting {self.family}")
+        elif event in ("epoch", "batch"):  # a neural family's trainer
+            loss = payload.get("val_loss", payload.get("train_loss", payload.get("loss")))
+            eta = payload.get("eta_s")
+            detail = f"epoch {payload['epoch']}/{payload['epochs']}"
+            detail += f", loss {loss:.4f}" if isinstance(loss, float) else ""
+            detail += f", metric {payload['val_metric']:.4f}" if isinstance(payload.get("val_metric"), float) else ""
+            detail += f", ETA {eta:.0f}s" if isinstance(eta, (int, float)) else ""
+            self.progress.update(self.task_id, description=f"fitting {getattr(self, 'family', 'model')}: {detail}")
         elif event == "candidate":
             self.progress.advance(self.task_id)
             if payload["status"] != "ok":

@@ -22,6 +22,7 @@ import pandas as pd
 
 from forgeml import __version__
 from forgeml.errors import DataError, SpecError, did_you_mean
+from forgeml.events import forward_events
 from forgeml.model import ForgeModel
 from forgeml.spec import Spec, build_spec
 
@@ -197,12 +198,13 @@ def train(
     reserve = 0.0 if limit is None else min(max(REGISTER_SECONDS + 1.0, 0.12 * limit), 0.3 * limit)
 
     emit("stage", {"name": "fit models", "count": len(families)})
-    selection = select_model(
-        families, problem,
-        (parts.train[features], parts.train[target]),
-        (parts.validation[features], parts.validation[target]),
-        folds=folds, deadline=deadline, reserve=reserve, refit=spec.training.refit, on_event=on_event,
-    )
+    with forward_events(on_event):  # neural families report their epochs to the same display
+        selection = select_model(
+            families, problem,
+            (parts.train[features], parts.train[target]),
+            (parts.validation[features], parts.validation[target]),
+            folds=folds, deadline=deadline, reserve=reserve, refit=spec.training.refit, on_event=on_event,
+        )
 
     emit("stage", {"name": "evaluate"})
     evaluation = _evaluate_splits(selection, problem, parts, features, target, trainval)

@@ -285,6 +285,68 @@ register(Family(
 ))
 
 
+# ----------------------------------------------------------------------------- neural families
+
+
+def _neural(architecture: str) -> Callable[[str, dict[str, Any], int], Any]:
+    """A build function for NeuralClassifier / NeuralRegressor with `architecture` fixed.
+
+    Params are the estimator's: architecture hyperparameters and the NeuralSpec fields (the pipeline
+    passes the spec's `neural` section). Neither torch nor forgeml.models.neural is imported before a
+    model is built; without torch, building says how to install it.
+    """
+
+    def build(task: str, params: dict[str, Any], seed: int) -> Any:
+        from importlib.util import find_spec
+
+        if find_spec("torch") is None:
+            raise SpecError(f"model family '{architecture}' needs PyTorch: pip install 'forgeml[neural]'")
+        from forgeml.models.neural import NeuralClassifier, NeuralRegressor
+
+        cls = NeuralClassifier if task == "classification" else NeuralRegressor
+        allowed = set(cls().get_params()) - {"architecture"}
+        kwargs = {"random_state": seed, **_only(params, allowed, architecture)}
+        return cls(architecture=architecture, **kwargs)
+
+    return build
+
+
+register(Family(
+    "mlp", _BOTH, _neural("mlp"),
+    defaults={t: {"hidden_sizes": [64, 32], "dropout": 0.2, "batch_size": 64} for t in _BOTH},  # small tables
+    space={"learning_rate": Float(1e-4, 1e-2, log=True),
+           "hidden_sizes": Choice(((64,), (128, 64), (256, 128), (256, 128, 64))),
+           "dropout": Float(0.0, 0.5), "weight_decay": Float(1e-6, 1e-2, log=True),
+           "batch_size": Choice((32, 64, 128, 256))},
+    scale=True, sparse_ok=False, priority=90, cost=8.0, neural=True,
+    description="multilayer perceptron (PyTorch) with batch norm and dropout, early-stopped on held-out rows",
+))
+# The families below read images or sequences, not tables: `auto=False` keeps `models: auto` from trying
+# them on tabular data; they are trained when a spec names them (or through forgeml.models.neural).
+register(Family(
+    "cnn", _BOTH, _neural("cnn"),
+    space={"learning_rate": Float(1e-4, 1e-2, log=True), "channels": Choice(((16, 32), (32, 64), (32, 64, 128))),
+           "dropout": Float(0.0, 0.5), "batch_size": Choice((32, 64, 128))},
+    sparse_ok=False, priority=1000, cost=30.0, auto=False, neural=True,
+    description="convolutional network (PyTorch) for images: (N, C, H, W), (N, H, W) or flat pixels with image_shape",
+))
+register(Family(
+    "rnn", _BOTH, _neural("rnn"),
+    space={"learning_rate": Float(1e-4, 1e-2, log=True), "hidden_size": Choice((32, 64, 128)),
+           "num_layers": Int(1, 3), "rnn_type": Choice(("lstm", "gru")), "bidirectional": Choice((False, True)),
+           "dropout": Float(0.0, 0.5)},
+    sparse_ok=False, priority=1000, cost=30.0, auto=False, neural=True,
+    description="LSTM / GRU (PyTorch) for sequences: token ids, numeric steps (N, T, F), or texts with a tokenizer",
+))
+register(Family(
+    "transformer", _BOTH, _neural("transformer"),
+    space={"learning_rate": Float(1e-4, 3e-3, log=True), "d_model": Choice((32, 64, 128)), "num_layers": Int(1, 4),
+           "dropout": Float(0.0, 0.3)},
+    sparse_ok=False, priority=1000, cost=40.0, auto=False, neural=True,
+    description="Transformer encoder (PyTorch) for sequences: token ids, numeric steps (N, T, F), or texts with a tokenizer",
+))
+
+
 def family_names() -> list[str]:
     return sorted(_FAMILIES)
 

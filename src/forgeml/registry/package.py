@@ -141,6 +141,7 @@ class EstimatorCodec(ABC):
     """Stores one kind of non-scikit-learn estimator in its own native format instead of skops."""
 
     name: str
+    requirements: tuple[str, ...] = ()  # distributions a loading environment needs for this format
 
     @abstractmethod
     def handles(self, estimator: Any) -> bool:
@@ -159,6 +160,7 @@ class LightGBMCodec(EstimatorCodec):
     """LGBMClassifier / LGBMRegressor: booster as LightGBM model text, wrapper state via skops."""
 
     name = "lightgbm"
+    requirements = ("lightgbm",)
     BOOSTER_FILE = "estimator.lgbm.txt"
     STATE_FILE = "estimator.skops"
     CLASSES = ("LGBMClassifier", "LGBMRegressor", "LGBMRanker", "LGBMModel")
@@ -197,7 +199,66 @@ class LightGBMCodec(EstimatorCodec):
         return estimator
 
 
-CODECS: list[EstimatorCodec] = [LightGBMCodec()]
+class TorchCodec(EstimatorCodec):
+    """forgeml's neural estimators: network weights as safetensors, everything else as JSON.
+
+    The JSON holds the estimator's parameters, its fitted attributes, its input encoder (statistics,
+    vocabulary) and the network's class path and constructor arguments. Loading rebuilds only
+    classes named in ESTIMATORS and forgeml.models.nets.NET_CLASSES, then loads the weights.
+    """
+
+    name = "torch"
+    requirements = ("torch", "safetensors")
+    WEIGHTS_FILE = "estimator.safetensors"
+    STATE_FILE = "estimator.torch.json"
+    ESTIMATORS = ("NeuralClassifier", "NeuralRegressor", "AutoencoderTransformer")
+    MODULE = "forgeml.models.neural"
+
+    def handles(self, estimator: Any) -> bool:
+        cls = type(estimator)
+        return cls.__module__.startswith("forgeml.models.neural") and cls.__name__ in self.ESTIMATORS \
+            and hasattr(estimator, "module_")
+
+    def save(self, estimator: Any, directory: Path) -> tuple[dict[str, Any], list[str]]:
+        from safetensors.torch import save_file
+
+        payload = estimator._export()
+        weights = {k: v.detach().cpu().contiguous() for k, v in estimator.module_.state_dict().items()}
+        save_file(weights, str(directory / self.WEIGHTS_FILE), metadata={"format": "pt"})
+        text = json.dumps(jsonable(payload), indent=1, allow_nan=False)
+        (directory / self.STATE_FILE).write_text(text, encoding="utf-8")
+        entry = {
+            "codec": self.name,
+            "class": f"{self.MODULE}.{type(estimator).__name__}",
+            "net": payload["net"]["class"],
+            "files": [self.WEIGHTS_FILE, self.STATE_FILE],
+        }
+        return entry, []
+
+    def load(self, directory: Path, entry: dict[str, Any], trusted: set[str]) -> Any:
+        module, _, cls_name = str(entry.get("class", "")).rpartition(".")
+        if module != self.MODULE or cls_name not in self.ESTIMATORS:
+            raise IntegrityError(f"unexpected neural estimator class '{entry.get('class')}' in {MANIFEST}")
+        try:
+            from safetensors.torch import load_file
+
+            from forgeml.models import neural
+            from forgeml.models.nets import net_class
+        except ImportError as exc:
+            raise IntegrityError(f"this model needs PyTorch and safetensors to load ({exc}): pip install 'forgeml[neural]'") from None
+        try:
+            payload = json.loads((directory / self.STATE_FILE).read_text(encoding="utf-8"))
+            net = net_class(str(payload["net"]["class"]))(**payload["net"]["kwargs"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"'{self.STATE_FILE}' in {directory} does not describe a forgeml network: {exc}") from None
+        try:
+            net.load_state_dict(load_file(str(directory / self.WEIGHTS_FILE)), strict=True)
+        except RuntimeError as exc:
+            raise IntegrityError(f"'{self.WEIGHTS_FILE}' in {directory} does not fit its network: {str(exc).splitlines()[0]}") from None
+        return getattr(neural, cls_name)._restore(payload, net)
+
+
+CODECS: list[EstimatorCodec] = [LightGBMCodec(), TorchCodec()]
 
 
 def _codec_for(estimator: Any) -> EstimatorCodec | None:
@@ -356,7 +417,8 @@ def _save_pyfunc(
 ) -> None:
     import mlflow.pyfunc
 
-    uses = ["lightgbm"] if (manifest["estimator"] or {}).get("codec") == "lightgbm" else []
+    codec = (manifest["estimator"] or {}).get("codec")
+    uses = list(_codec_named(codec).requirements) if codec else []
     signature = example = None
     with warnings.catch_warnings(), _lean_mlflow_save():
         warnings.simplefilter("ignore")

@@ -1,0 +1,61 @@
+"""Numeric sequences from long tables and list columns: padded (N, T, F), lengths, ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeml.data.sequences import sequences_from_lists, sequences_from_long
+from forgeml.errors import DataError
+
+
+@pytest.fixture
+def long() -> pd.DataFrame:
+    return pd.DataFrame({
+        "sensor": ["b", "a", "a", "b", "a", "b", "b"],
+        "t": [2, 3, 1, 1, 2, 3, 4],
+        "temp": [20.0, 13.0, 11.0, 19.0, 12.0, 21.0, 22.0],
+        "load": [0.2, 0.3, 0.1, 0.1, 0.2, 0.3, 0.4],
+    })
+
+
+def test_long_table_into_padded_sequences_in_time_order(long):
+    X, lengths, ids = sequences_from_long(long, "sensor", "t", ["temp", "load"])
+    assert X.shape == (2, 4, 2) and X.dtype == np.float32
+    assert ids.tolist() == ["a", "b"] and lengths.tolist() == [3, 4]
+    assert X[0, :, 0].tolist() == [11.0, 12.0, 13.0, 0.0]  # sorted by time, padded with 0
+    assert X[1, :, 0].tolist() == [19.0, 20.0, 21.0, 22.0]
+
+
+def test_max_length_keeps_the_most_recent_steps_and_pad_value(long):
+    X, lengths, _ = sequences_from_long(long, "sensor", "t", "temp", max_length=2, pad_value=np.nan)
+    assert X.shape == (2, 2, 1) and lengths.tolist() == [2, 2]
+    assert X[:, :, 0].tolist() == [[12.0, 13.0], [21.0, 22.0]]
+
+
+def test_missing_columns_suggest_the_closest(long):
+    with pytest.raises(DataError, match="value column 'Temp' not found; did you mean 'temp'"):
+        sequences_from_long(long, "sensor", "t", ["Temp"])
+    with pytest.raises(DataError, match="id column 'sensr' not found; did you mean 'sensor'"):
+        sequences_from_long(long, "sensr", "t", "temp")
+    with pytest.raises(DataError, match="is not numeric"):
+        sequences_from_long(long.assign(temp=long["temp"].astype(str)), "sensor", "t", "temp")
+
+
+def test_list_column_of_numbers_lists_and_json_text():
+    X, lengths, ids = sequences_from_lists(pd.Series([[1, 2, 3], [4], None], index=[10, 11, 12]))
+    assert X.shape == (3, 3, 1) and lengths.tolist() == [3, 1, 0] and ids.tolist() == [10, 11, 12]
+    X, lengths, _ = sequences_from_lists(["[[1, 2], [3, 4]]", "[[5, 6]]"])
+    assert X.shape == (2, 2, 2) and X[1, 0].tolist() == [5.0, 6.0] and lengths.tolist() == [2, 1]
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    ([], "empty"),
+    ([[1, 2], [[1, 2], [3, 4]]], "different numbers of features"),
+    (["not json"], "not a JSON list"),
+    ([["a", "b"]], "not a list of numbers"),
+])
+def test_bad_list_columns(cells, message):
+    with pytest.raises(DataError, match=message):
+        sequences_from_lists(pd.Series(cells, dtype=object))
