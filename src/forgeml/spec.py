@@ -157,7 +157,7 @@ class TrainingSpec(_Section):
 class EarlyStoppingSpec(_Section):
     """Stop when the monitored validation quantity stops improving."""
 
-    monitor: str = Field("val_loss", description="val_loss, or val_<metric> for a metric of the task")
+    monitor: str = Field("val_loss", description="val_loss | val_metric | train_loss (plateau scheduling waits half the patience)")
     patience: int = Field(10, ge=1, description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
     restore_best: bool = Field(True, description="end with the weights of the best epoch")

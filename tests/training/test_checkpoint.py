@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from forgeml.errors import IntegrityError, SpecError
+from forgeml.errors import IntegrityError, Interrupted, SpecError
 from forgeml.training.callbacks import Callback
 from forgeml.training.checkpoint import META, STATE, WEIGHTS, read_meta
 from forgeml.training.trainer import Trainer, TrainingInterrupted
@@ -63,7 +63,7 @@ def test_interrupted_and_resumed_run_ends_with_exactly_the_same_weights(cancer, 
     with pytest.raises(TrainingInterrupted) as info:
         _trainer(checkpoint_dir=tmp_path, callbacks=[SignalAt(epoch, batch)]).fit(*cancer)
     error = info.value
-    assert error.exit_code == 130 and error.checkpoint_path == tmp_path
+    assert isinstance(error, Interrupted) and error.exit_code == 130 and error.checkpoint_path == tmp_path
     assert str(error) == (f"training interrupted by SIGINT {where}; checkpoint written to {tmp_path}; "
                           f"resume with fit(..., resume_from='{tmp_path}')")
     assert signal.getsignal(signal.SIGINT) is previous

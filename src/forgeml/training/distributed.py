@@ -118,7 +118,7 @@ def launch(fn: Callable[..., Any], workers: int, *args: Any, backend: str | None
         try:
             mp.start_processes(_worker, args=(fn, workers, free_port(), backend, threads, out, args),
                                nprocs=workers, join=True, start_method="spawn")
-        except mp.ProcessException as exc:
+        except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
             outcomes = _outcomes(Path(out), workers)
             if all(ok for ok, _ in outcomes.values()) and len(outcomes) == workers:
                 logger.warning("a worker ended abnormally after returning its result (%s)", exc)

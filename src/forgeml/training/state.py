@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeml.errors import ForgeError
+from forgeml.errors import Interrupted
 
 if TYPE_CHECKING:
     import torch
@@ -50,10 +50,8 @@ class TrainState:
         return {k: copy.deepcopy(getattr(self, k)) for k in PERSISTED}
 
 
-class TrainingInterrupted(ForgeError):
-    """SIGINT or SIGTERM stopped fit; a resumable checkpoint was written first."""
-
-    exit_code = 130
+class TrainingInterrupted(Interrupted):
+    """SIGINT or SIGTERM stopped fit; a resumable checkpoint was written first (exit code 130)."""
 
     def __init__(self, message: str, *, epoch: int, checkpoint_path: Path | None, state: TrainState | None = None):
         super().__init__(message)
