@@ -16,7 +16,6 @@ skops types from the packages in TRUSTED_PACKAGES. MLflow loads the package thro
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from forgeml.errors import IntegrityError, RegistryError
+from forgeml.hashing import sha256_file
 
 if TYPE_CHECKING:
     from forgeml.model import ForgeModel
@@ -83,12 +83,6 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_trusted(type_name: str) -> bool:
@@ -373,7 +367,7 @@ def save_package(model: ForgeModel, path: Path, *, input_example: pd.DataFrame |
         data_dir.mkdir()
         manifest = _write_model_files(model, data_dir)
         manifest["files"] = [
-            {"path": f.name, "sha256": _sha256(f), "size": f.stat().st_size} for f in sorted(data_dir.iterdir())
+            {"path": f.name, "sha256": sha256_file(f), "size": f.stat().st_size} for f in sorted(data_dir.iterdir())
         ]
         (data_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False), encoding="utf-8")
         _save_pyfunc(model, staging / "package", data_dir, input_example, manifest)
@@ -476,7 +470,7 @@ def verify_files(data_dir: Path, manifest: dict[str, Any]) -> None:
             raise IntegrityError(
                 f"'{name}' listed in {MANIFEST} is missing from {data_dir}; re-download or re-register the model"
             )
-        actual = _sha256(file)
+        actual = sha256_file(file)
         if actual != expected:
             raise IntegrityError(
                 f"'{name}' in {data_dir} does not match its recorded hash (expected sha256 {expected[:12]}…, "
@@ -523,7 +517,7 @@ def load_package(path: Path) -> ForgeModel:
 
 def package_hash(path: Path) -> str:
     """One sha256 digest for the package: the hash of its manifest, which lists every file's hash."""
-    return _sha256(_data_dir(Path(path)) / MANIFEST)
+    return sha256_file(_data_dir(Path(path)) / MANIFEST)
 
 
 # ----------------------------------------------------------------------------- MLflow pyfunc

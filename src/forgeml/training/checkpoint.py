@@ -13,7 +13,6 @@ interrupted while being written fails its hash check instead of loading half-upd
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from forgeml.errors import IntegrityError, SpecError
+from forgeml.hashing import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +34,6 @@ VERSION = 1
 WEIGHTS, STATE, META = "model.safetensors", "trainer_state.pt", "checkpoint.json"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def class_name(module: torch.nn.Module) -> str:
@@ -54,7 +48,7 @@ def save_checkpoint(directory: Path, module: torch.nn.Module, payload: dict[str,
     tmp = {name: directory / f".{name}.tmp" for name in (WEIGHTS, STATE, META)}
     save_model(module, str(tmp[WEIGHTS]), force_contiguous=True)
     torch.save(payload, tmp[STATE])
-    files = {name: _sha256(tmp[name]) for name in (WEIGHTS, STATE)}
+    files = {name: sha256_file(tmp[name]) for name in (WEIGHTS, STATE)}
     record = {"format": FORMAT, "version": VERSION, "module_class": class_name(module),
               "torch_version": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               **meta, "files": files}
@@ -85,7 +79,7 @@ def read_meta(directory: Path) -> dict[str, Any]:
         path = directory / name
         if not path.is_file():
             raise IntegrityError(f"checkpoint file '{name}' is missing from {directory}")
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise IntegrityError(
                 f"checkpoint file '{name}' in {directory} does not match its recorded sha256 "
