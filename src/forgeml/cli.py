@@ -98,7 +98,7 @@ def _print_result(result: Any) -> None:
         board.add_column(col, justify="right" if col not in ("family", "status") else "left")
     for row in result.leaderboard.to_dict(orient="records"):
         style = "bold green" if row["rank"] == 1 else None
-        board.add_row(_fmt(row["rank"] if row["rank"] == row["rank"] else None, 0) if row["rank"] is not None else "-",
+        board.add_row(_fmt(row["rank"], 0),
                       row["family"], _fmt(row[result.metric]), _fmt(row["std"]), _fmt(row["fit_time"], 2),
                       row["status"] if not row["note"] else f"{row['status']}: {row['note']}", style=style)
     out.print(board)

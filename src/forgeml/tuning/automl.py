@@ -77,9 +77,8 @@ class Selection:
 
     @property
     def leaderboard(self) -> pd.DataFrame:
-        rows = [c.row() for c in self.candidates]
-        board = pd.DataFrame(rows, columns=["family", "score", "std", "fit_time", "status", "note"])
-        return board
+        return pd.DataFrame([c.row() for c in self.candidates],
+                            columns=["family", "score", "std", "fit_time", "status", "note"])
 
 
 @dataclass
@@ -292,9 +291,10 @@ def select_model(
             if estimate > budget and not family.grow:
                 skip(cand, f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left")
                 continue
-        # The first candidate always runs and finishes (a run must end with a model); it gets the budget
-        # shared with the refit it will need.
-        own = Deadline(None if deadline.seconds is None else max(budget, 0.0) / (1.0 if best else 1.0 + growth / n_fits))
+        # The first candidate always runs and finishes (a run must end with a model); with no best yet to
+        # hold a refit reserve for, it shares its budget with its own refit.
+        share = 1.0 if best else 1.0 + growth / n_fits
+        own = Deadline(None if deadline.seconds is None else max(budget, 0.0) / share)
         emit("candidate_start", {"family": family.name})
         start = time.monotonic()
         try:
