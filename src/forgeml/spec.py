@@ -157,7 +157,7 @@ class TrainingSpec(_Section):
 class EarlyStoppingSpec(_Section):
     """Stop when the monitored validation quantity stops improving."""
 
-    monitor: str = Field("val_loss", description="val_loss | val_metric | train_loss (plateau scheduling waits half the patience)")
+    monitor: str = Field("val_loss", description="val_loss | val_metric | train_loss")
     patience: int = Field(10, ge=1, description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
     restore_best: bool = Field(True, description="end with the weights of the best epoch")
@@ -180,6 +180,9 @@ class NeuralSpec(_Section):
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up epochs before the schedule")
     step_size: int = Field(10, ge=1, description="epochs between decays for the step schedule")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor for step and plateau schedules")
+    plateau_patience: int | None = Field(
+        None, ge=1, description="epochs without improvement before the plateau schedule decays (null: half the early-stopping patience)"
+    )
     loss: Literal["auto", "cross_entropy", "bce", "mse", "mae", "huber"] = Field(
         "auto", description="auto: cross_entropy for classification, mse for regression"
     )

@@ -148,3 +148,13 @@ def test_plateau_reads_the_monitored_value_in_training():
     state = Trainer(mlp(5, 1), config, task="regression", metric=lambda o, t: 0.5).fit(_data(), _data(16))
     assert [row["lr"] for row in state.history] == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.05])
     assert state.stopped_early and state.best_epoch == 1
+
+
+def test_plateau_patience_overrides_half_the_early_stopping_patience():
+    """plateau_patience 1 with early stopping patience 4: the rate halves one epoch sooner than with the
+    default (half of 4 = 2), and again two epochs later, before early stopping ends epoch 5."""
+    config = neural(epochs=10, learning_rate=0.1, optimizer="sgd", scheduler="plateau", gamma=0.5, plateau_patience=1,
+                    early_stopping={"monitor": "val_metric", "patience": 4})
+    state = Trainer(mlp(5, 1), config, task="regression", metric=lambda o, t: 0.5).fit(_data(), _data(16))
+    assert [row["lr"] for row in state.history] == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05])
+    assert state.stopped_early

@@ -120,6 +120,7 @@ class _NeuralEstimator(TorchEstimatorMixin, BaseEstimator):
         warmup_epochs: int | None = None,
         step_size: int | None = None,
         gamma: float | None = None,
+        plateau_patience: int | None = None,
         loss: str | None = None,
         label_smoothing: float | None = None,
         class_weight: str | None = None,
@@ -171,6 +172,7 @@ class _NeuralEstimator(TorchEstimatorMixin, BaseEstimator):
         self.warmup_epochs = warmup_epochs
         self.step_size = step_size
         self.gamma = gamma
+        self.plateau_patience = plateau_patience
         self.loss = loss
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight

@@ -57,6 +57,7 @@ class AutoencoderTransformer(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixi
         warmup_epochs: int | None = None,
         step_size: int | None = None,
         gamma: float | None = None,
+        plateau_patience: int | None = None,
         loss: str | None = None,
         label_smoothing: float | None = None,
         class_weight: str | None = None,
@@ -87,6 +88,7 @@ class AutoencoderTransformer(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixi
         self.warmup_epochs = warmup_epochs
         self.step_size = step_size
         self.gamma = gamma
+        self.plateau_patience = plateau_patience
         self.loss = loss
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight

@@ -389,8 +389,8 @@ class Trainer:
             logged += ("val_loss", "val_metric") if self.metric else ("val_loss",)
         monitor, mode = resolve_monitor(cfg.early_stopping.monitor if cfg.early_stopping else "val_loss", logged)
         batches = len(train_loader)
-        # The spec has no plateau patience: half early stopping's, so the rate drops before training stops.
-        patience = max(1, cfg.early_stopping.patience // 2) if cfg.early_stopping else 5
+        # By default half early stopping's patience, so the rate drops before training stops.
+        patience = cfg.plateau_patience or (max(1, cfg.early_stopping.patience // 2) if cfg.early_stopping else 5)
         steps_per_epoch = math.ceil(batches / cfg.grad_accumulation)
         self._schedule = LrSchedule(self._optimizer, cfg, steps_per_epoch, mode=mode, patience=patience)
         self._scheduled = cfg.scheduler != "none" or cfg.warmup_epochs > 0
