@@ -15,7 +15,7 @@ def test_every_train_option_maps_onto_the_spec():
     import inspect
 
     params = set(inspect.signature(train).parameters)
-    cli_only = {"data", "spec", "as_json", "quiet", "ignore", "id_column"}
+    cli_only = {"data", "spec", "as_json", "quiet", "ignore", "id_column", "resume"}
     assert params - cli_only <= set(OVERRIDES) | {"seed", "models"}
 
 

@@ -148,10 +148,11 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="neural families: batch size"),
     device: Optional[str] = typer.Option(None, "--device", help="neural families: auto | cpu | cuda | cuda:N | mps"),
     workers: Optional[int] = typer.Option(None, "--workers", help="neural families: data-parallel processes (DDP)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="continue the interrupted job with this id"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
 ) -> None:
-    """Train, evaluate and register a model on a table."""
+    """Train, evaluate and register a model on a table (--resume JOB continues an interrupted run)."""
     from forgeml.pipeline import train as run_train
 
     with _Progress(quiet or as_json) as progress:
@@ -159,7 +160,7 @@ def train(
             data, spec=str(spec) if spec else None, on_event=progress, target=target, time_limit=time_limit,
             name=name, task=task, metric=metric, models=models, seed=seed, query=query, ignore_columns=ignore or None,
             id_columns=id_column or None, group_column=group_column, time_column=time_column,
-            epochs=epochs, batch_size=batch_size, device=device, workers=workers,
+            epochs=epochs, batch_size=batch_size, device=device, workers=workers, resume=resume,
         )
     if as_json:
         _json({"name": result.name, "version": result.version, "run_id": result.run_id,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from forgeml import __version__
-from forgeml.errors import DataError, SpecError, did_you_mean
+from forgeml.errors import DataError, Interrupted, SpecError, did_you_mean
 from forgeml.events import forward_events
 from forgeml.model import ForgeModel
 from forgeml.spec import Spec, build_spec
@@ -127,22 +127,33 @@ def train(
     spec: Spec | dict[str, Any] | str | os.PathLike | None = None,
     register: bool = True,
     on_event: EventFn | None = None,
+    resume: str | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train, evaluate and (by default) register a model.
 
     data: a DataFrame or a path / URL (or set data.source in the spec). options: any key of
     `forgeml.spec.OVERRIDES` plus seed and models, e.g. target="churn", time_limit=60, name="churn".
+    resume: the id of an interrupted job (printed when it was interrupted): the run continues with the
+    job's own spec on the same data (a DataFrame job needs the same DataFrame again), neural fits from
+    their checkpoints; see forgeml/jobs.py.
     """
-    from forgeml.data.profile import infer_kinds, profile_table
-    from forgeml.data.schema import FeatureSchema
-    from forgeml.data.split import cv_folds, split_frame
-    from forgeml.data.target import check_training_data, drop_unlabelled
-    from forgeml.evaluation.metrics import check_metric_fits, default_metric, get_metric
-    from forgeml.tuning.automl import Deadline, Problem, select_model
+    from forgeml.data.io import data_fingerprint
+    from forgeml.jobs import Job
+    from forgeml.tuning.automl import Deadline
 
     started = time.monotonic()
     emit = on_event or (lambda _e, _p: None)
+    job = Job.open(resume) if resume is not None else None
+    if job is not None:
+        given = sorted(k for k, v in options.items() if v is not None)
+        if spec is not None or given:
+            raise SpecError(f"a resumed job runs with its own spec; leave out {', '.join(given) or 'spec'} "
+                            f"(or train anew without --resume)")
+        if data is None and job.record["spec"].get("data", {}).get("source") is None:
+            raise DataError(f"job '{job.id}' was started on a DataFrame; pass the same DataFrame: "
+                            f"forgeml.train(df, resume='{job.id}')")
+        spec = job.record["spec"]
     if isinstance(data, (str, os.PathLike)) and not isinstance(data, pd.DataFrame):
         options.setdefault("source", str(data))
         data = None
@@ -153,6 +164,34 @@ def train(
 
     emit("stage", {"name": "load data"})
     df, source = _read(data, spec)
+    fingerprint = {**data_fingerprint(df), "source": source}
+    if job is not None:
+        job.check_data(fingerprint)
+    else:
+        # only what was set: a neural family's own defaults must stay its defaults on resume
+        job = Job.create(spec.model_dump(mode="json", exclude_unset=True), source, fingerprint)
+    try:
+        with job.active():
+            result = _train(df, spec, fingerprint, register, emit, on_event, started, deadline)
+    except (Interrupted, KeyboardInterrupt):
+        raise Interrupted(f"training interrupted; resume with: forgeml train --resume {job.id}") from None
+    except BaseException:
+        job.finish()
+        raise
+    job.finish()
+    return result
+
+
+def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -> TrainResult:
+    """train() once the data is read and the job opened."""
+    from forgeml.data.profile import infer_kinds, profile_table
+    from forgeml.data.schema import FeatureSchema
+    from forgeml.data.split import cv_folds, split_frame
+    from forgeml.data.target import check_training_data, drop_unlabelled
+    from forgeml.evaluation.metrics import check_metric_fits, default_metric, get_metric
+    from forgeml.tuning.automl import Problem, select_model
+
+    seed = spec.seed
     _check_columns(df, spec.data.ignore_columns, "ignored column")
     _check_columns(df, spec.data.id_columns, "id column")
     _check_columns(df, [c for c in (spec.split.group_column, spec.split.time_column) if c], "split column")
@@ -222,9 +261,6 @@ def train(
                          evaluation=evaluation, diagnosis=diagnosis, profile=profile, metric=metric_name,
                          name=spec.output.name, warnings=warnings, fit_seconds=selection.fit_seconds,
                          residuals=_residuals(selection.pipeline, problem, parts.test, features, target, seed))
-    from forgeml.data.io import data_fingerprint
-
-    fingerprint = {**data_fingerprint(df), "source": source}
     if register:
         emit("stage", {"name": "register"})
         _register(result, fingerprint, parts.train[features].head(5), importance)

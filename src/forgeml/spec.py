@@ -325,6 +325,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "time_limit": ("training", "time_limit"),
     "metric": ("training", "metric"),
     "refit": ("training", "refit"),
+    "validation": ("training", "validation"),
     "name": ("output", "name"),
     "report": ("output", "report"),
     "description": ("output", "description"),

@@ -297,3 +297,20 @@ def test_only_the_tabular_network_is_tried_by_automl():
     assert "mlp" in names and names[-1] == "mlp"  # after the classical families
     assert not {"cnn", "rnn", "transformer"} & set(names)
     assert all(get_family(n).neural for n in ("mlp", "cnn", "rnn", "transformer"))
+
+
+@pytest.mark.slow
+def test_two_workers_match_one_process_with_the_same_global_batch():
+    """workers=2 x batch 8 trains with DDP in two processes; one process x batch 16 sees the same rows per
+    step, so the predictions agree up to float32 summation order (no dropout or batch norm, whose random
+    masks and batch statistics are per process)."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    common = dict(hidden_sizes=(16,), epochs=3, optimizer="sgd", learning_rate=0.01, early_stopping=False,
+                  dropout=0.0, batch_norm=False, random_state=0)
+    one = NeuralRegressor(batch_size=16, **common).fit(X, y)
+    two = NeuralRegressor(batch_size=8, workers=2, **common).fit(X, y)
+    assert two.n_epochs_ == one.n_epochs_ == 3
+    np.testing.assert_allclose(two.predict(X), one.predict(X), rtol=1e-4, atol=1e-4)
+    assert [round(r["train_loss"], 4) for r in two.history_] == [round(r["train_loss"], 4) for r in one.history_]

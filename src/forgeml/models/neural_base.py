@@ -232,38 +232,48 @@ class TorchEstimatorMixin:
         metric: Any = None,
     ) -> None:
         """Build the network and fit it with the Trainer on (inputs, targets), holding out rows for
-        early stopping. Sets module_ (on CPU, eval mode), net_, history_, best_epoch_, n_epochs_, device_."""
+        early stopping; with config.workers > 1 in that many DDP processes. Sets module_ (on CPU, eval
+        mode), net_, history_, best_epoch_, n_epochs_, device_."""
         torch = require_torch(self._family())
-        from torch.utils.data import Subset, TensorDataset
-
-        from forgeml.models.nets import net_class
-        from forgeml.training.trainer import Trainer
+        from forgeml.jobs import current_slot
+        from forgeml.training.checkpoint import META
 
         seed = self._seed()
         train_rows, val_rows = holdout(len(targets), config, stratify, seed)
-        dataset = TensorDataset(*(torch.from_numpy(np.ascontiguousarray(a)) for a in (*inputs, targets)))
-        train = Subset(dataset, train_rows.tolist())
-        val = Subset(dataset, val_rows.tolist()) if val_rows is not None else None
         class_weights = None
         if config.class_weight == "balanced" and codes is not None:
             counts = np.bincount(codes[train_rows], minlength=int(codes.max()) + 1).astype(np.float64)
             class_weights = torch.tensor(len(train_rows) / (len(counts) * np.maximum(counts, 1.0)), dtype=torch.float32)
         path, kwargs = self._net(n_outputs, float(config.dropout))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            module = net_class(path)(**kwargs)
-        log.debug("fitting %s on %d rows (%s held out): %s", path, len(train_rows),
-                  0 if val_rows is None else len(val_rows), kwargs)
-        trainer = Trainer(module, config, task=task, class_weights=class_weights, metric=metric, seed=seed,
-                          on_event=_log_event)
-        state = trainer.fit(train, val)
-        self.module_ = trainer.module.to("cpu").eval()
+        slot = current_slot()  # inside a forgeml training job: where this fit checkpoints, and resumes from
+        job = {"net": (path, kwargs), "arrays": (*inputs, targets), "rows": (train_rows, val_rows), "config": config,
+               "task": task, "class_weights": class_weights, "metric": metric, "seed": seed, "checkpoint_dir": slot,
+               "resume": slot is not None and (slot / META).is_file()}
+        log.debug("fitting %s on %d rows (%s held out, %d workers): %s", path, len(train_rows),
+                  0 if val_rows is None else len(val_rows), config.workers, kwargs)
+        if config.workers > 1:
+            from forgeml.training.distributed import context, launch
+
+            if context().enabled:  # under torchrun: this process is already one rank of the group
+                result = fit_rank(context().rank, context().world_size, job)
+            else:
+                result = launch(fit_rank, config.workers, job)[0]
+            module = net_class_of(path)(**kwargs)
+            module.load_state_dict(result.pop("weights"))
+        else:
+            result = fit_rank(0, 1, job, keep_module=True)
+            module = result.pop("module")
+        if slot is not None:
+            import shutil
+
+            shutil.rmtree(slot, ignore_errors=True)  # the fit is complete: nothing left to resume
+        self.module_ = module.to("cpu").eval()
         self.net_ = {"class": path, "kwargs": kwargs}
-        self.history_ = list(state.history)
-        self.best_epoch_ = state.best_epoch
-        self.n_epochs_ = int(state.epoch)
-        self.stopped_early_ = bool(state.stopped_early)
-        self.device_ = str(trainer.device)
+        self.history_ = result["history"]
+        self.best_epoch_ = result["best_epoch"]
+        self.n_epochs_ = result["epochs"]
+        self.stopped_early_ = result["stopped_early"]
+        self.device_ = result["device"]
 
     def _outputs(self, inputs: tuple[np.ndarray, ...], method: str | None = None) -> np.ndarray:
         """The network's outputs (N, K) float32 for encoded inputs, in batches on CPU without gradients."""
@@ -308,3 +318,42 @@ class TorchEstimatorMixin:
         estimator.net_ = payload["net"]
         estimator.module_ = module.eval()
         return estimator
+
+
+# ----------------------------------------------------------------------------- one fit, in any process
+
+
+def net_class_of(path: str) -> Any:
+    from forgeml.models.nets import net_class
+
+    return net_class(path)
+
+
+def fit_rank(rank: int, world_size: int, job: dict[str, Any], keep_module: bool = False) -> dict[str, Any]:
+    """Build the network and train it on this rank's share of `job` (see `_train`); run in-process or by
+    `forgeml.training.distributed.launch` in each of the DDP processes. Returns the fit's outcome and, on
+    rank 0, the trained weights (or the module itself with keep_module)."""
+    torch = require_torch("neural")
+    from torch.utils.data import Subset, TensorDataset
+
+    from forgeml.training.trainer import Trainer
+
+    path, kwargs = job["net"]
+    dataset = TensorDataset(*(torch.from_numpy(np.ascontiguousarray(a)) for a in job["arrays"]))
+    train_rows, val_rows = job["rows"]
+    train = Subset(dataset, train_rows.tolist())
+    val = Subset(dataset, val_rows.tolist()) if val_rows is not None else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(job["seed"])
+        module = net_class_of(path)(**kwargs)
+    trainer = Trainer(module, job["config"], task=job["task"], class_weights=job["class_weights"],
+                      metric=job["metric"], seed=job["seed"], checkpoint_dir=job["checkpoint_dir"],
+                      on_event=_log_event)
+    state = trainer.fit(train, val, resume_from=job["checkpoint_dir"] if job["resume"] else None)
+    out = {"history": list(state.history), "best_epoch": state.best_epoch, "epochs": int(state.epoch),
+           "stopped_early": bool(state.stopped_early), "device": str(trainer.device)}
+    if keep_module:
+        out["module"] = trainer.module
+    elif rank == 0:
+        out["weights"] = {k: v.detach().to("cpu").clone() for k, v in trainer.module.state_dict().items()}
+    return out

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from forgeml.errors import Interrupted, TrainingError
+from forgeml.jobs import checkpoint_slot
 from forgeml.models.zoo import Family
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,8 @@ def select_model(
                 if not complete:
                     cand.status, cand.note = "timeout", "budget ran out between folds"
             else:
-                fitted, cand.best_iteration = fit_pipeline(family, params, problem, X_tr, y_tr, X_va, y_va, own)
+                with checkpoint_slot(f"{family.name}-holdout"):
+                    fitted, cand.best_iteration = fit_pipeline(family, params, problem, X_tr, y_tr, X_va, y_va, own)
                 y_pred, proba = predictions(fitted, X_va, problem)
                 cand.score, oof = _score(problem, y_va, y_pred, proba), None
             if family.grow and cand.best_iteration and cand.best_iteration < _size(family, problem.task, params):
@@ -339,7 +341,8 @@ def select_model(
     if folds or refit or fitted is None:
         params = _refit_params(family, winner.params, winner.best_iteration, growth)
         own = Deadline(None if deadline.seconds is None else max(deadline.remaining() - reserve, 0.0))
-        final, _ = fit_pipeline(family, params, problem, X_all, y_all, deadline=own)
+        with checkpoint_slot(f"{family.name}-refit"):
+            final, _ = fit_pipeline(family, params, problem, X_all, y_all, deadline=own)
     else:
         final = fitted
     return Selection(winner=winner, pipeline=final, holdout_pipeline=fitted if not folds else None,
@@ -370,8 +373,9 @@ def _cross_validate(
         if i and not must_finish and deadline.remaining() <= 0:
             return float("nan"), float("nan"), {}, None, False
         share = None if deadline.seconds is None else max(deadline.remaining(), 0.0) / (len(folds) - i)
-        pipe, size = fit_pipeline(family, params, problem, X.iloc[tr], y.iloc[tr], X.iloc[va], y.iloc[va],
-                                  Deadline(share))
+        with checkpoint_slot(f"{family.name}-fold{i + 1}"):
+            pipe, size = fit_pipeline(family, params, problem, X.iloc[tr], y.iloc[tr], X.iloc[va], y.iloc[va],
+                                      Deadline(share))
         pred, prob = predictions(pipe, X.iloc[va], problem)
         y_pred[va] = pred
         if proba is not None:
