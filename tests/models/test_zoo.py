@@ -82,3 +82,51 @@ def test_bad_hyperparameters_raise_spec_errors(name, task, params, message):
 def test_unknown_family():
     with pytest.raises(SpecError, match="unknown model family 'randomforest'; did you mean 'random_forest'"):
         get_family("randomforest")
+
+
+# ----------------------------------------------------------------------------- CatBoost and XGBoost
+
+
+def test_boosting_families_are_in_auto_after_lightgbm():
+    for task in ("classification", "regression"):
+        order = [f.name for f in auto_families(task)]
+        assert order.index("lightgbm") < order.index("catboost") < order.index("xgboost")
+    assert get_family("catboost").cost > get_family("lightgbm").cost
+    assert {"depth", "learning_rate", "l2_leaf_reg"} <= set(get_family("catboost").space)
+    assert get_family("xgboost").space["learning_rate"].log
+
+
+def test_boosting_families_build_quiet_seeded_wrappers():
+    from forgeml.models.boosting import BoostedClassifier, BoostedRegressor, usable_cores
+
+    cat = get_family("catboost").make("classification", {"depth": 4}, seed=7)
+    assert isinstance(cat, BoostedClassifier)
+    params = cat.estimator.get_params()
+    assert params["depth"] == 4 and params["random_seed"] == 7 and params["thread_count"] == usable_cores()
+    assert params["logging_level"] == "Silent" and params["allow_writing_files"] is False
+    assert "early_stopping_rounds" not in params  # read by AutoML's fitting loop
+    xgb = get_family("xgboost").make("regression", {"max_depth": 3}, seed=7)
+    assert isinstance(xgb, BoostedRegressor)
+    params = xgb.estimator.get_params()
+    assert params["tree_method"] == "hist" and params["random_state"] == 7 and params["max_depth"] == 3
+    assert params["verbosity"] == 0 and params["early_stopping_rounds"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("catboost", {"depth": 20}, "invalid hyperparameter for 'catboost': Maximum tree depth is 16"),
+        ("catboost", {"iterations": 500}, "catboost: use 'n_estimators' for 'iterations' (forgeml takes one name per parameter; got iterations=500)"),
+        ("catboost", {"dept": 4}, "unknown hyperparameter 'dept' for 'catboost'; did you mean 'depth'?"),
+        ("catboost", {"verbose": 100}, "unknown hyperparameter 'verbose' for 'catboost'"),
+        ("catboost", {"grow_policy": "Leafwise"}, "Key 'Leafwise' not found in enum EGrowPolicy. Valid options are: 'SymmetricTree'"),
+        ("xgboost", {"max_depth": -1}, "invalid hyperparameter for 'xgboost': value -1 for Parameter max_depth should be greater equal to 0"),
+        ("xgboost", {"subsample": 1.5}, "value 1.5 for Parameter subsample exceed bound [0,1]"),
+        ("xgboost", {"num_leaves": 8}, "unknown hyperparameter 'num_leaves' for 'xgboost'"),
+        ("xgboost", {"callbacks": []}, "unknown hyperparameter 'callbacks' for 'xgboost'"),
+    ],
+)
+def test_boosting_bad_hyperparameters_raise_one_line_spec_errors(name, params, message):
+    with pytest.raises(SpecError) as info:
+        get_family(name).make("classification", params, seed=0)
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -273,3 +273,128 @@ def test_signature_lets_integer_columns_take_missing_values(make_model, tmp_path
     assert pyfunc.metadata.get_input_schema().input_names() == ["age", "city"]  # target left out
     assert len(pyfunc.predict(df.head(3))) == 3  # int64 accepted
     assert len(pyfunc.predict(pd.DataFrame({"age": [np.nan, 30.0], "city": ["a", "b"]}))) == 2  # and NaN
+
+
+# ----------------------------------------------------------------------------- CatBoost and XGBoost
+
+
+BOOSTING = {"catboost": "estimator.cbm", "xgboost": "estimator.ubj"}
+
+
+def _boosted(library: str, task: str, **params):
+    from forgeml.models.zoo import get_family
+
+    threads = {"thread_count": 1} if library == "catboost" else {"n_jobs": 1}
+    return get_family(library).make(task, {"n_estimators": 40, **threads, **params}, seed=0)
+
+
+def _boosted_models(library, cancer, make_model):
+    """Fitted (label, ForgeModel, X) of `library`: binary with 0/1 labels, multiclass with string labels, regression."""
+    from sklearn.datasets import load_diabetes, load_iris
+
+    X, y = cancer
+    binary = Pipeline([("prepare", StandardScaler()), ("model", _boosted(library, "classification"))]).fit(X, y)
+    yield "binary", make_model(binary, X, classes=[0, 1], family=library), X
+
+    Xi, yi = load_iris(return_X_y=True, as_frame=True)
+    yi = yi.map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    multi = Pipeline([("prepare", FunctionTransformer()), ("model", _boosted(library, "classification"))]).fit(Xi, yi)
+    yield "multiclass", make_model(multi, Xi, classes=["setosa", "versicolor", "virginica"], family=library), Xi
+
+    Xd, yd = load_diabetes(return_X_y=True, as_frame=True)
+    reg = Pipeline([("prepare", StandardScaler()), ("model", _boosted(library, "regression"))]).fit(Xd, yd)
+    yield "regression", make_model(reg, Xd, task="regression", family=library), Xd
+
+
+@pytest.mark.parametrize("library", list(BOOSTING))
+def test_boosting_round_trips_are_bitwise_identical_in_native_format(library, cancer, make_model, tmp_path):
+    from forgeml.models.boosting import library_of
+
+    for label, model, X in _boosted_models(library, cancer, make_model):
+        path = tmp_path / label
+        manifest = save_package(model, path, input_example=X)
+        entry = manifest["estimator"]
+        assert entry["codec"] == library and entry["n_estimators"] == 40
+        assert entry["model_class"].startswith(library + ".") and entry["class"].startswith("forgeml.models.boosting.")
+        assert {f["path"] for f in manifest["files"]} == {"pipeline.skops", BOOSTING[library], "estimator.skops"}
+        assert all(t.startswith(("numpy", "sklearn", "builtins")) for t in manifest["trusted_types"]), manifest["trusted_types"]
+        assert not list(path.rglob("*.pkl"))
+        requirements = (path / "requirements.txt").read_text()
+        assert f"{'catboost' if library == 'catboost' else 'xgboost-cpu'}==" in requirements and "lightgbm" not in requirements
+        loaded = load_package(path)
+        assert type(loaded.estimator) is type(model.estimator) and library_of(loaded.estimator.estimator_) == library
+        assert loaded.estimator.n_estimators_ == 40
+        assert np.array_equal(loaded.predict(X), model.predict(X)), label
+        if model.task == "classification":
+            assert list(loaded.estimator.classes_) == list(model.estimator.classes_), label
+            assert np.array_equal(loaded.pipeline.predict_proba(X), model.pipeline.predict_proba(X)), label
+
+
+@pytest.mark.parametrize("library", list(BOOSTING))
+def test_boosting_tampered_model_file_and_foreign_class_are_refused(library, cancer, make_model, tmp_path):
+    X, y = cancer
+    pipe = Pipeline([("prepare", StandardScaler()), ("model", _boosted(library, "classification"))]).fit(X, y)
+    save_package(make_model(pipe, X, classes=[0, 1], family=library), tmp_path / "m")
+    tampered = _copy_package(tmp_path / "m", tmp_path / "tampered")
+    file = _data_dir(tampered) / BOOSTING[library]
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    file.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=f"'{BOOSTING[library]}' .* does not match its recorded hash"):
+        load_package(tampered)
+
+    foreign = _copy_package(tmp_path / "m", tmp_path / "foreign")
+    manifest_file = _data_dir(foreign) / MANIFEST
+    manifest = json.loads(manifest_file.read_text())
+    manifest["estimator"]["model_class"] = "os.system"
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError, match=f"unexpected {library} estimator .* holding 'os.system'"):
+        load_package(foreign)
+
+
+def test_boosting_nested_in_an_ensemble_saves_native_bytes_through_skops(cancer, make_model, tmp_path):
+    """A wrapper inside another estimator goes through skops: its state holds the native model as bytes."""
+    from sklearn.ensemble import VotingClassifier
+
+    X, y = cancer
+    vote = VotingClassifier([("cat", _boosted("catboost", "classification")),
+                             ("xgb", _boosted("xgboost", "classification"))], voting="soft")
+    model = make_model(Pipeline([("prepare", StandardScaler()), ("model", vote)]).fit(X, y), X, classes=[0, 1])
+    manifest = save_package(model, tmp_path / "vote")
+    assert manifest["estimator"] is None
+    assert not [t for t in manifest["trusted_types"] if t.startswith(("catboost", "xgboost"))]
+    loaded = load_package(tmp_path / "vote")
+    assert np.array_equal(loaded.pipeline.predict_proba(X), model.pipeline.predict_proba(X))
+
+
+def test_boosting_packages_load_identically_in_a_fresh_process(cancer, make_model, tmp_path):
+    from sklearn.datasets import load_iris
+
+    Xi, yi = load_iris(return_X_y=True, as_frame=True)
+    yi = yi.map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    Xi.to_parquet(tmp_path / "input.parquet")
+    expected = {}
+    for library in BOOSTING:
+        pipe = Pipeline([("prepare", StandardScaler()), ("model", _boosted(library, "classification"))]).fit(Xi, yi)
+        model = make_model(pipe, Xi, classes=["setosa", "versicolor", "virginica"], family=library)
+        save_package(model, tmp_path / library)
+        expected[library] = model
+    code = (
+        "import sys, numpy as np, pandas as pd, pytest\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import conftest\n"
+        "conftest.install_stub_schema(pytest.MonkeyPatch())\n"
+        "from forgeml.registry.package import load_package\n"
+        f"X = pd.read_parquet({str(tmp_path / 'input.parquet')!r})\n"
+        f"for library in {list(BOOSTING)!r}:\n"
+        f"    model = load_package({str(tmp_path)!r} + '/' + library)\n"
+        f"    np.save({str(tmp_path)!r} + f'/{{library}}-proba.npy', model.predict_proba(X).to_numpy())\n"
+        f"    np.save({str(tmp_path)!r} + f'/{{library}}-labels.npy', model.predict(X).astype(str))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for library, model in expected.items():
+        labels = np.load(tmp_path / f"{library}-labels.npy")
+        assert set(labels) == {"setosa", "versicolor", "virginica"}
+        np.testing.assert_array_equal(labels, model.predict(Xi).astype(str))
+        np.testing.assert_array_equal(np.load(tmp_path / f"{library}-proba.npy"), model.predict_proba(Xi).to_numpy())

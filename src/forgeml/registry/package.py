@@ -8,6 +8,8 @@ Layout (nothing in it is a pickle)::
                                             codec stores it natively
     path/data/forgeml/estimator.lgbm.txt    LightGBM booster in LightGBM's own text format
     path/data/forgeml/estimator.skops       the rest of the LightGBM wrapper (params, classes, ...)
+    path/data/forgeml/estimator.cbm|.ubj    CatBoost / XGBoost model in its library's native format, with
+                                            estimator.skops holding forgeml's wrapper state
 
 `load_package` checks every file's sha256 against the manifest before reading it, and accepts only
 skops types from the packages in TRUSTED_PACKAGES. MLflow loads the package through `_load_pyfunc`.
@@ -252,7 +254,80 @@ class TorchCodec(EstimatorCodec):
         return getattr(neural, cls_name)._restore(payload, net)
 
 
-CODECS: list[EstimatorCodec] = [LightGBMCodec(), TorchCodec()]
+class BoostingCodec(EstimatorCodec):
+    """forgeml's CatBoost / XGBoost wrappers (forgeml.models.boosting): the library's fitted model in its
+    native file, the wrapper's parameters and fitted state (classes, sizes) via skops."""
+
+    library: str
+    MODEL_FILE: str
+    STATE_FILE = "estimator.skops"
+    MODULE = "forgeml.models.boosting"
+    WRAPPERS = ("BoostedClassifier", "BoostedRegressor")
+
+    def handles(self, estimator: Any) -> bool:
+        cls = type(estimator)
+        if cls.__module__ != self.MODULE or cls.__name__ not in self.WRAPPERS or not hasattr(estimator, "estimator_"):
+            return False
+        from forgeml.models.boosting import library_of
+
+        return library_of(estimator.estimator_) == self.library
+
+    def save(self, estimator: Any, directory: Path) -> tuple[dict[str, Any], list[str]]:
+        from forgeml.models.boosting import model_class_path, save_model_file
+
+        save_model_file(estimator.estimator_, directory / self.MODEL_FILE)
+        state = {k: v for k, v in vars(estimator).items() if k not in ("estimator", "estimator_")}
+        saved = {"params": estimator.estimator.get_params(deep=False), "state": state}
+        types = _dump_skops(saved, directory / self.STATE_FILE, f"the {self.library} model")
+        entry = {
+            "codec": self.name,
+            "class": f"{self.MODULE}.{type(estimator).__name__}",
+            "model_class": model_class_path(estimator.estimator_),
+            "files": [self.MODEL_FILE, self.STATE_FILE],
+            "n_estimators": int(estimator.n_estimators_),
+        }
+        return entry, types
+
+    def load(self, directory: Path, entry: dict[str, Any], trusted: set[str]) -> Any:
+        from forgeml.models import boosting
+
+        module, _, cls_name = str(entry.get("class", "")).rpartition(".")
+        model_path = str(entry.get("model_class", ""))
+        if module != self.MODULE or cls_name not in self.WRAPPERS or boosting.MODEL_CLASSES.get(model_path) != self.library:
+            raise IntegrityError(
+                f"unexpected {self.library} estimator '{entry.get('class')}' holding '{model_path}' in {MANIFEST}"
+            )
+        saved = _load_skops(directory / self.STATE_FILE, trusted)
+        try:
+            fitted = boosting.load_model_bytes(model_path, (directory / self.MODEL_FILE).read_bytes())
+        except ImportError:
+            raise IntegrityError(f"this model needs {self.library} to load: pip install {self.requirements[0]}") from None
+        except Exception as exc:  # noqa: BLE001 - CatBoostError, XGBoostError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise IntegrityError(f"'{self.MODEL_FILE}' in {directory} is not a readable {self.library} model: {first}") from None
+        wrapper = getattr(boosting, cls_name)(estimator=boosting.model_class(model_path)(**saved["params"]))
+        wrapper.__dict__.update(saved["state"])
+        wrapper.estimator_ = fitted
+        return wrapper
+
+
+class CatBoostCodec(BoostingCodec):
+    """CatBoost models in CatBoost's binary .cbm format."""
+
+    name = library = "catboost"
+    requirements = ("catboost",)
+    MODEL_FILE = "estimator.cbm"
+
+
+class XGBoostCodec(BoostingCodec):
+    """XGBoost models in XGBoost's Universal Binary JSON format."""
+
+    name = library = "xgboost"
+    requirements = ("xgboost-cpu",)
+    MODEL_FILE = "estimator.ubj"
+
+
+CODECS: list[EstimatorCodec] = [LightGBMCodec(), TorchCodec(), CatBoostCodec(), XGBoostCodec()]
 
 
 def _codec_for(estimator: Any) -> EstimatorCodec | None:
@@ -264,6 +339,106 @@ def _codec_named(name: str) -> EstimatorCodec:
         if codec.name == name:
             return codec
     raise IntegrityError(f"unknown estimator codec '{name}' in {MANIFEST}; upgrade forgeml to load this model")
+
+
+class EnsembleCodec(EstimatorCodec):
+    """forgeml's ensembles (forgeml.tuning.ensemble): each member saved as a model of its own (its
+    pipeline via skops, its estimator with the codec it needs) under a `member<i>.` file prefix, a
+    stacked meta-learner via skops, and the weights, classes and parameters as JSON."""
+
+    name = "ensemble"
+    STATE_FILE = "ensemble.json"
+    META_FILE = "ensemble.meta.skops"
+    MODULE = "forgeml.tuning.ensemble"
+    ESTIMATORS = ("EnsembleClassifier", "EnsembleRegressor")
+
+    def handles(self, estimator: Any) -> bool:
+        cls = type(estimator)
+        return cls.__module__ == self.MODULE and cls.__name__ in self.ESTIMATORS and hasattr(estimator, "members_")
+
+    def save(self, estimator: Any, directory: Path) -> tuple[dict[str, Any], list[str]]:
+        text = json.dumps(jsonable(estimator._export()), indent=1, allow_nan=False)
+        (directory / self.STATE_FILE).write_text(text, encoding="utf-8")
+        files, types, members = [self.STATE_FILE], [], []
+        if estimator.meta_ is not None:
+            types += _dump_skops(estimator.meta_, directory / self.META_FILE, "the ensemble's meta-learner")
+            files.append(self.META_FILE)
+        for i, member in enumerate(estimator.members_):
+            prefix = f"member{i}."
+            with tempfile.TemporaryDirectory() as tmp:
+                item, used = self._save_member(member, Path(tmp), f"ensemble member {i}")
+                for f in sorted(Path(tmp).iterdir()):
+                    shutil.move(f, directory / (prefix + f.name))
+                    files.append(prefix + f.name)
+            members.append({**item, "prefix": prefix})
+            types += used
+        entry = {"codec": self.name, "class": f"{self.MODULE}.{type(estimator).__name__}", "files": files,
+                 "members": members}
+        return entry, sorted(set(types))
+
+    def load(self, directory: Path, entry: dict[str, Any], trusted: set[str]) -> Any:
+        module, _, cls_name = str(entry.get("class", "")).rpartition(".")
+        if module != self.MODULE or cls_name not in self.ESTIMATORS:
+            raise IntegrityError(f"unexpected ensemble class '{entry.get('class')}' in {MANIFEST}")
+        from forgeml.tuning import ensemble
+
+        files = set(entry.get("files", []))
+        payload = json.loads((directory / self.STATE_FILE).read_text(encoding="utf-8"))
+        meta = _load_skops(directory / self.META_FILE, trusted) if self.META_FILE in files else None
+        members = [self._load_member(directory, item, files, trusted) for item in entry.get("members", [])]
+        return getattr(ensemble, cls_name)._restore(payload, members, meta)
+
+    @staticmethod
+    def _save_member(member: Any, directory: Path, what: str) -> tuple[dict[str, Any], list[str]]:
+        """One member (a Pipeline or an estimator) into `directory`, as `_write_model_files` saves a model."""
+        from sklearn.pipeline import Pipeline
+
+        estimator, step = member, None
+        if isinstance(member, Pipeline):
+            step, estimator = member.steps[-1]
+        codec, types, entry = _codec_for(estimator), [], None
+        if codec is not None:
+            entry, types = codec.save(estimator, directory)
+            entry["step"] = step
+            member = None if step is None else copy.copy(member)
+            if member is not None:
+                member.steps = [*member.steps[:-1], (step, "passthrough")]
+        if member is not None:
+            types += _dump_skops(member, directory / PIPELINE_FILE, what)
+        return {"pipeline": PIPELINE_FILE if member is not None else None, "estimator": entry}, types
+
+    @staticmethod
+    def _load_member(directory: Path, item: dict[str, Any], files: set[str], trusted: set[str]) -> Any:
+        """One member back from its prefixed files (hash-checked already), under their own names."""
+        prefix, entry = str(item.get("prefix", "")), item.get("estimator")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in filter(None, [item.get("pipeline"), *(entry or {}).get("files", [])]):
+                if Path(name).name != name or prefix + name not in files:
+                    raise IntegrityError(
+                        f"ensemble member file {prefix + name!r} has no hash in {MANIFEST} in {directory}")
+                shutil.copyfile(directory / (prefix + name), Path(tmp) / name)
+            member = _load_skops(Path(tmp) / item["pipeline"], trusted) if item.get("pipeline") else None
+            if entry:
+                estimator = _codec_named(str(entry.get("codec"))).load(Path(tmp), entry, trusted)
+                if member is None:
+                    return estimator
+                member.steps[-1] = (entry.get("step") or member.steps[-1][0], estimator)
+        if member is None:
+            raise IntegrityError(f"an ensemble member in {MANIFEST} in {directory} names no pipeline and no estimator")
+        return member
+
+
+CODECS.append(EnsembleCodec())
+
+
+def _codec_requirements(entry: dict[str, Any] | None) -> list[str]:
+    """Distributions the estimator entry's codecs need, ensemble members' included."""
+    if not entry:
+        return []
+    uses = list(_codec_named(str(entry.get("codec"))).requirements)
+    for item in entry.get("members", []):
+        uses += _codec_requirements(item.get("estimator"))
+    return list(dict.fromkeys(uses))
 
 
 # ----------------------------------------------------------------------------- save
@@ -411,8 +586,7 @@ def _save_pyfunc(
 ) -> None:
     import mlflow.pyfunc
 
-    codec = (manifest["estimator"] or {}).get("codec")
-    uses = list(_codec_named(codec).requirements) if codec else []
+    uses = _codec_requirements(manifest["estimator"])
     signature = example = None
     with warnings.catch_warnings(), _lean_mlflow_save():
         warnings.simplefilter("ignore")
