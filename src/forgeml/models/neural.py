@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -132,6 +133,7 @@ class _NeuralEstimator(TorchEstimatorMixin, BaseEstimator):
         mixed_precision: str | None = None,
         device: str | None = None,
         checkpoint_every: int | None = None,
+        max_time: float | None = None,
         workers: int | None = None,
         random_state: int | None = None,
     ):
@@ -184,6 +186,7 @@ class _NeuralEstimator(TorchEstimatorMixin, BaseEstimator):
         self.mixed_precision = mixed_precision
         self.device = device
         self.checkpoint_every = checkpoint_every
+        self.max_time = max_time
         self.workers = workers
         self.random_state = random_state
 
@@ -194,6 +197,17 @@ class _NeuralEstimator(TorchEstimatorMixin, BaseEstimator):
         tags.input_tags.three_d_array = self.architecture != "mlp"
         tags.input_tags.string = self.tokenizer is not None
         return tags
+
+    # -- training from Parquet ----------------------------------------------------------------------
+
+    def fit_parquet(self, path: str | Path, target: str, features: list[str] | None = None,
+                    validation: str | Path | None = None) -> Any:
+        """Train an mlp on a Parquet file or folder larger than memory, a record batch at a time; afterwards
+        predict takes DataFrames of the same feature columns. validation: a Parquet path, or None to hold
+        out whole row groups (validation_fraction). See forgeml.training.streaming."""
+        from forgeml.training.streaming import fit_parquet
+
+        return fit_parquet(self, path, target, features=features, validation=validation)
 
     # -- checks across parameters ------------------------------------------------------------------
 

@@ -69,6 +69,7 @@ class AutoencoderTransformer(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixi
         mixed_precision: str | None = None,
         device: str | None = None,
         checkpoint_every: int | None = None,
+        max_time: float | None = None,
         workers: int | None = None,
         random_state: int | None = None,
     ):
@@ -100,6 +101,7 @@ class AutoencoderTransformer(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixi
         self.mixed_precision = mixed_precision
         self.device = device
         self.checkpoint_every = checkpoint_every
+        self.max_time = max_time
         self.workers = workers
         self.random_state = random_state
 

@@ -5,6 +5,10 @@ of the world size, rank r taking every world_size-th index from r), so one proce
 sees, batch by batch, the union of what W processes with batch B/W see. Tensor datasets
 (TensorDataset, and Subsets of one) are gathered a whole batch per indexing operation instead of
 row by row, with no copy of the data, and iterated without a DataLoader.
+
+A batch stream (an IterableDataset such as streaming.ParquetStream) yields ready batches and shards
+itself; it stands in for the sampler too: len() (batches per epoch on this rank), set_epoch(e),
+skip(n) and num_samples (rows this rank reads per epoch).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, Subset, TensorDataset
+
+from forgeml.errors import DataError
 
 
 class EpochBatchSampler(Sampler):
@@ -130,7 +136,10 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
                 world_size: int = 1, pad: bool = True, pin_memory: bool = False,
                 generator: torch.Generator | None = None) -> tuple[DataLoader | TensorBatches, EpochBatchSampler]:
     """Batches of `dataset` in the order of an EpochBatchSampler: TensorBatches for tensor data,
-    otherwise a DataLoader (num_workers=0, default collation) with its own seeded generator."""
+    otherwise a DataLoader (num_workers=0, default collation) with its own seeded generator.
+    A batch stream orders and shards itself: it is returned as its own sampler (see stream_loader)."""
+    if isinstance(dataset, IterableDataset):
+        return stream_loader(dataset, pin_memory=pin_memory), dataset
     rows = tensor_rows(dataset)
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, rank=rank,
                                 world_size=world_size, pad=pad, as_tensor=rows is not None)
@@ -140,6 +149,18 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
         generator = torch.Generator()
         generator.manual_seed(seed)
     return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, generator=generator), sampler
+
+
+def stream_loader(stream: IterableDataset, *, pin_memory: bool = False) -> IterableDataset | DataLoader:
+    """The stream itself, or a DataLoader over its `workers` processes (batch_size=None: it yields batches)."""
+    missing = [name for name in ("__len__", "set_epoch", "skip", "num_samples") if not hasattr(stream, name)]
+    if missing:
+        raise DataError(f"{type(stream).__name__} is an IterableDataset without {', '.join(missing)}; the trainer takes "
+                        "batch streams that know their length (e.g. forgeml.training.streaming.ParquetStream)")
+    workers = getattr(stream, "workers", 0)
+    if not workers:
+        return stream
+    return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory)
 
 
 class Rows:

@@ -4,6 +4,9 @@
     state = trainer.fit(train_ds, val_ds)          # TrainState: history, best epoch, stop reason
     logits = trainer.predict(test_ds)              # (N, K) on CPU, in dataset order
 
+Datasets are map-style (held in memory) or batch streams for data larger than memory
+(streaming.ParquetStream, which shuffles and shards itself; see data.py).
+
 The loop itself is `_loop` / `_train_epoch` below. Everything else (early stopping, periodic
 checkpoints, progress events, metric logging, SIGINT/SIGTERM) is a callback that reads the
 TrainState at named events and returns decisions (see callbacks/base.py).
@@ -31,6 +34,7 @@ from forgeml.training.callbacks.checkpoint import PeriodicCheckpoint
 from forgeml.training.callbacks.early_stopping import EarlyStopping, resolve_monitor
 from forgeml.training.callbacks.interrupt import SignalInterrupt
 from forgeml.training.callbacks.progress import Progress
+from forgeml.training.callbacks.time_limit import TimeLimit
 from forgeml.training.checkpoint import load_checkpoint, save_checkpoint
 from forgeml.training.data import Rows, TensorBatches, make_loader, split_batch
 from forgeml.training.device import autocast_factory, resolve_device, resolve_precision
@@ -225,9 +229,9 @@ class Trainer:
     def predict(self, data: Dataset, batch_size: int | None = None) -> torch.Tensor:
         """Raw outputs (logits for classification) for every item of `data`, in order, on CPU.  # (N, ...)"""
         self.module.to(self.device).eval()
-        loader, _ = make_loader(data, batch_size or self.config.batch_size, shuffle=False, pad=False,
-                                pin_memory=self.device.type == "cuda")
-        outputs = Rows(len(data))
+        loader, sampler = make_loader(data, batch_size or self.config.batch_size, shuffle=False, pad=False,
+                                      pin_memory=self.device.type == "cuda")
+        outputs = Rows(sampler.num_samples)  # a batch stream's len() counts batches, not rows
         with torch.no_grad():
             for batch in loader:
                 outputs.add(self._forward(split_batch(batch)[0]).float())
@@ -409,6 +413,8 @@ class Trainer:
         cfg, callbacks = self.config, list(self.callbacks)
         if cfg.early_stopping is not None and not any(isinstance(c, EarlyStopping) for c in callbacks):
             callbacks.append(EarlyStopping.from_spec(cfg.early_stopping))
+        if cfg.max_time is not None:
+            callbacks.append(TimeLimit(cfg.max_time))
         if cfg.checkpoint_every and self.checkpoint_dir is not None:
             callbacks.append(PeriodicCheckpoint(cfg.checkpoint_every))
         elif cfg.checkpoint_every:
