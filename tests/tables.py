@@ -56,3 +56,60 @@ def make_prices(n: int = 500, seed: int = 0) -> pd.DataFrame:
     area_missing[rng.random(n) < 0.05] = np.nan
     return pd.DataFrame({"area": area_missing, "rooms": rooms, "district": district, "built": built,
                          "price": np.round(price, 0)})
+
+
+def make_digit_folder(root, classes=(0, 1, 2), per_class: int | None = None, size: int = 8):
+    """scikit-learn's bundled digits as an image folder root/<digit>/<i>.png (grayscale, `size` pixels square)."""
+    from pathlib import Path
+
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = Path(root)
+    digits = load_digits()
+    counts: dict[int, int] = {}
+    for i, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
+        if label not in classes or (per_class is not None and counts.get(label, 0) >= per_class):
+            continue
+        counts[label] = counts.get(label, 0) + 1
+        folder = root / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray((image * 255 / 16).astype(np.uint8))
+        if size != 8:
+            picture = picture.resize((size, size), Image.Resampling.NEAREST)
+        picture.save(folder / f"{i}.png")
+    return root
+
+
+def make_reviews(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Short product reviews whose sentiment is carried by a few words in a sea of neutral ones, with
+    a numeric column that carries nothing, blank reviews and a positive / negative label."""
+    rng = np.random.default_rng(seed)
+    good = "great excellent love perfect happy wonderful".split()
+    bad = "broken terrible refund awful disappointed useless".split()
+    neutral = ("the a it this product arrived box size colour shipping price battery screen after week "
+               "day use with and was my for").split()
+    labels = rng.choice(["positive", "negative"], n)
+    texts = []
+    for label in labels:
+        words = list(rng.choice(neutral, rng.integers(5, 12)))
+        for _ in range(rng.integers(1, 3)):
+            words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(good if label == "positive" else bad)))
+        texts.append(" ".join(words))
+    texts = np.array(texts, dtype=object)
+    texts[rng.random(n) < 0.02] = None
+    return pd.DataFrame({"review": texts, "stars_shown": rng.integers(1, 6, n), "sentiment": labels})
+
+
+def make_trends(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Noisy series of 8 to 20 steps, each rising or falling: a list column, a per-series mean that is
+    useless alone (both kinds share it), and the direction as the label."""
+    rng = np.random.default_rng(seed)
+    direction = rng.choice(["up", "down"], n)
+    series = []
+    for d in direction:
+        steps = int(rng.integers(8, 21))
+        slope = 0.3 if d == "up" else -0.3
+        values = slope * np.arange(steps) + rng.normal(0, 0.6, steps)
+        series.append((values - values.mean()).round(3).tolist())
+    return pd.DataFrame({"series": series, "level": rng.normal(size=n), "direction": direction})

@@ -127,3 +127,88 @@ def test_failure_after_the_run_started_deletes_the_run(fresh_home, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         forgeml.train("sklearn://iris", target="target", models="linear", time_limit=10, name="half")
     assert _store_is_empty()
+
+
+# ----------------------------------------------------------------------------- images, texts, sequences
+
+
+@pytest.mark.slow
+def test_an_image_folder_trains_a_cnn_that_predicts_from_paths_in_a_fresh_process(fresh_home, tmp_path):
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    from tables import make_digit_folder
+
+    root = make_digit_folder(tmp_path / "digits", classes=(0, 1, 2, 3))
+    result = forgeml.train(root, models=[{"family": "cnn", "params": {"channels": [16, 32]}}], epochs=15,
+                           name="digits", seed=0)
+    assert result.model.target == "label" and result.model.family == "cnn"
+    assert result.metrics["accuracy"] >= 0.95
+    assert result.model.schema.kinds == {"image": "image"}
+    paths = pd.DataFrame({"image": sorted(str(p) for p in (root / "3").glob("*.png"))[:20]})
+    expected = result.model.predict_frame(paths, proba=True)
+    assert (expected["prediction"] == "3").mean() >= 0.9
+    csv = tmp_path / "new.csv"
+    paths.to_csv(csv, index=False)
+    code = (f"import forgeml; print(forgeml.predict('digits/1', {str(csv)!r}, proba=True)"
+            ".to_json(orient='split'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "FORGEML_HOME": str(fresh_home)}).stdout
+    again = pd.read_json(__import__("io").StringIO(out), orient="split", dtype={"prediction": str})
+    assert again["prediction"].tolist() == expected["prediction"].tolist()
+    np.testing.assert_allclose(again.drop(columns="prediction").to_numpy(),
+                               expected.drop(columns="prediction").to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_a_text_column_trains_a_sequence_network_on_raw_text(family):
+    pytest.importorskip("torch")
+    from tables import make_reviews
+
+    reviews = make_reviews(400)
+    result = forgeml.train(reviews, target="sentiment", models=family, epochs=25, register=False, seed=0)
+    assert result.model.estimator.tokenizer == "word" and result.model.estimator.vocabulary_ is not None
+    assert result.metrics["accuracy"] >= 0.8
+    new = pd.DataFrame({"review": ["it was great and i love it", "arrived broken , awful , refund"]})
+    assert result.model.predict(new).tolist() == ["positive", "negative"]
+
+
+@pytest.mark.slow
+def test_a_sequence_column_trains_an_rnn_first_and_tables_read_its_statistics():
+    pytest.importorskip("torch")
+    from tables import make_trends
+
+    trends = make_trends(300)
+    result = forgeml.train(trends, target="direction", time_limit=40, register=False, seed=0)
+    board = result.leaderboard
+    assert board["family"].iloc[0] in {"rnn", "lightgbm", "catboost", "linear"}
+    assert list(board["family"])[:1] == ["rnn"] or "rnn" in set(board[board["status"] == "ok"]["family"])
+    assert result.model.schema.kinds["series"] == "sequence"
+    assert result.metrics["accuracy"] >= 0.85
+    lgbm = forgeml.train(trends, target="direction", models="lightgbm", register=False, seed=0)
+    assert lgbm.metrics["accuracy"] >= 0.85  # slope and first/last make the direction plain to a tree model
+
+
+@pytest.mark.parametrize(
+    ("family", "frame", "message"),
+    [
+        ("cnn", "churn", "a cnn reads exactly one image column"),
+        ("rnn", "prices", "rnn and transformer read one text column or sequence columns"),
+    ],
+)
+def test_networks_without_their_kind_of_column_fail_with_one_line(fresh_home, family, frame, message):
+    pytest.importorskip("torch")
+    data = make_churn(60) if frame == "churn" else make_prices(60)
+    target = "churn" if frame == "churn" else "price"
+    with pytest.raises(DataError, match=message):
+        forgeml.train(data, target=target, models=family, epochs=1, register=False)
+    assert _store_is_empty()
+
+
+def test_an_image_folder_with_one_class_is_refused(tmp_path):
+    from tables import make_digit_folder
+
+    with pytest.raises(DataError, match="has one class '7'; a classifier needs at least two"):
+        forgeml.train(make_digit_folder(tmp_path / "one", classes=(7,), per_class=3), register=False)

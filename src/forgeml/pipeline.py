@@ -88,13 +88,13 @@ def _check_columns(df: pd.DataFrame, names: list[str], what: str) -> None:
             raise DataError(f"{what} '{name}' not found in the data{did_you_mean(name, df.columns)}")
 
 
-def _candidates(spec: Spec, task: str) -> list[tuple[Any, dict[str, Any]]]:
+def _candidates(spec: Spec, task: str, kinds: dict[str, str]) -> list[tuple[Any, dict[str, Any]]]:
     from forgeml.models.zoo import auto_families, get_family
 
     # Neural families take the spec's `neural` section (only what the user set: NeuralSpec keeps the defaults).
     neural = spec.neural.model_dump(mode="json", exclude_unset=True)
     if spec.models == "auto":
-        return [(f, dict(neural) if f.neural else {}) for f in auto_families(task) if _available(f)]
+        return [(f, dict(neural) if f.neural else {}) for f in auto_families(task, kinds) if _available(f)]
     chosen = []
     for choice in spec.models:
         family = get_family(choice.family)
@@ -164,6 +164,8 @@ def train(
 
     emit("stage", {"name": "load data"})
     df, source = _read(data, spec)
+    if not spec.data.target and list(df.columns) == ["image", "label"]:  # an image folder: root/<label>/<image>
+        spec.data.target = "label"
     fingerprint = {**data_fingerprint(df), "source": source}
     if job is not None:
         job.check_data(fingerprint)
@@ -184,14 +186,85 @@ def train(
 
 def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -> TrainResult:
     """train() once the data is read and the job opened."""
-    from forgeml.data.profile import infer_kinds, profile_table
     from forgeml.data.schema import FeatureSchema
-    from forgeml.data.split import cv_folds, split_frame
-    from forgeml.data.target import check_training_data, drop_unlabelled
-    from forgeml.evaluation.metrics import check_metric_fits, default_metric, get_metric
-    from forgeml.tuning.automl import Problem, select_model
+    from forgeml.tuning.automl import select_model
 
     seed = spec.seed
+    prep = _prepare(df, spec, emit)
+    task, target, features, kinds, profile, parts = prep.task, prep.target, prep.features, prep.kinds, prep.profile, prep.parts
+    classes, metric_name, metric, problem, warnings = prep.classes, prep.metric_name, prep.metric, prep.problem, prep.warnings
+    families = _candidates(spec, task, kinds)
+    trainval, folds = _validation_folds(spec, prep)
+    limit = spec.training.time_limit
+    # kept back from fitting: refit, evaluation, importance and registration
+    reserve = 0.0 if limit is None else min(max(REGISTER_SECONDS + 1.0, 0.12 * limit), 0.3 * limit)
+
+    emit("stage", {"name": "fit models", "count": len(families)})
+    with forward_events(on_event):  # neural families report their epochs to the same display
+        selection = select_model(
+            families, problem,
+            (parts.train[features], parts.train[target]),
+            (parts.validation[features], parts.validation[target]),
+            folds=folds, deadline=deadline, reserve=reserve, refit=spec.training.refit, on_event=on_event,
+        )
+
+    emit("stage", {"name": "evaluate"})
+    prepare = getattr(selection.pipeline, "named_steps", {}).get("prepare")
+    used = [c for c in features if c in set(getattr(prepare, "feature_names_in_", features))]  # the model's columns
+    evaluation = _evaluate_splits(selection, problem, parts, features, target, trainval)
+    diagnosis = _diagnose(evaluation, metric_name, task, parts, target, classes)
+    model = ForgeModel(
+        pipeline=selection.pipeline, task=task, target=target,
+        schema=FeatureSchema.from_frame(parts.train[used], {c: kinds[c] for c in used}),
+        family=selection.winner.family, params=selection.winner.params, classes=classes,
+        metadata={"name": spec.output.name, "metric": metric_name, "forgeml_version": __version__,
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "test_metrics": evaluation.get("test", {}).get("metrics", {})},
+    )
+    importance = _importance(model, parts, used, target, problem, deadline, keep=REGISTER_SECONDS if register else 0.5)
+    result = TrainResult(model=model, spec=spec, leaderboard=_leaderboard(selection, metric),
+                         evaluation=evaluation, diagnosis=diagnosis, profile=profile, metric=metric_name,
+                         name=spec.output.name, warnings=warnings, fit_seconds=selection.fit_seconds,
+                         residuals=_residuals(selection.pipeline, problem, parts.test, features, target, seed))
+    if register:
+        emit("stage", {"name": "register"})
+        _register(result, fingerprint, parts.train[used].head(5), importance)
+    elif spec.output.report:
+        result.report_path = _write_report(result, fingerprint, importance, None)
+    result.elapsed = time.monotonic() - started
+    emit("done", {"elapsed": result.elapsed})
+    return result
+
+
+@dataclass
+class Prepared:
+    """A loaded table checked, profiled and split: what the fit stage (train or tune) starts from."""
+
+    df: pd.DataFrame
+    task: str
+    target: str
+    features: list[str]
+    kinds: dict[str, str]
+    profile: Any
+    parts: Any  # forgeml.data.split parts: train, validation, test frames
+    classes: list[Any] | None
+    metric_name: str
+    problem: Any  # forgeml.tuning.automl.Problem
+    warnings: list[str]
+
+    @property
+    def metric(self) -> Any:
+        return self.problem.metric
+
+
+def _prepare(df: pd.DataFrame, spec: Spec, emit: EventFn) -> Prepared:
+    """Check the columns and the target, profile the features and split the rows (train and tune share it)."""
+    from forgeml.data.profile import infer_kinds, profile_table
+    from forgeml.data.split import split_frame
+    from forgeml.data.target import check_training_data, drop_unlabelled
+    from forgeml.evaluation.metrics import check_metric_fits, default_metric, get_metric
+    from forgeml.tuning.automl import Problem
+
     _check_columns(df, spec.data.ignore_columns, "ignored column")
     _check_columns(df, spec.data.id_columns, "id column")
     _check_columns(df, [c for c in (spec.split.group_column, spec.split.time_column) if c], "split column")
@@ -203,7 +276,7 @@ def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -
     warnings = [f"{unlabelled} rows without a '{target}' value were left out"] if unlabelled else []
     if spec.preprocessing.drop_duplicate_rows:
         before = len(df)
-        df = df.drop_duplicates().reset_index(drop=True)
+        df = df[~_hashable(df).duplicated()].reset_index(drop=True)
         if before - len(df):
             warnings.append(f"{before - len(df)} duplicate rows dropped")
 
@@ -224,51 +297,31 @@ def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -
     classes = _class_labels(df[target]) if task == "classification" else None
     metric_name = spec.training.metric or default_metric(task, len(classes) if classes else None)
     check_metric_fits(metric_name, task, len(classes) if classes else None)
-    metric = get_metric(metric_name)
-    families = _candidates(spec, task)
+    problem = Problem(task=task, kinds=kinds, preprocessing=spec.preprocessing, metric=get_metric(metric_name),
+                      classes=classes, seed=spec.seed)
+    return Prepared(df=df, task=task, target=target, features=features, kinds=kinds, profile=profile, parts=parts,
+                    classes=classes, metric_name=metric_name, problem=problem, warnings=warnings)
 
+
+def _validation_folds(spec: Spec, prep: Prepared) -> tuple[pd.DataFrame, list[tuple[np.ndarray, np.ndarray]] | None]:
+    """train + validation, and the CV folds over it when model selection cross-validates."""
+    from forgeml.data.split import cv_folds
+
+    parts = prep.parts
     trainval = pd.concat([parts.train, parts.validation], ignore_index=True)
     mode = spec.training.validation
-    use_cv = mode == "cv" or len(parts.validation) == 0 or (mode == "auto" and len(trainval) <= spec.training.cv_max_rows)
-    folds = cv_folds(trainval, target, spec.split, task, spec.split_seed) if use_cv else None
-    problem = Problem(task=task, kinds=kinds, preprocessing=spec.preprocessing, metric=metric, classes=classes, seed=seed)
-    limit = spec.training.time_limit
-    # kept back from fitting: refit, evaluation, importance and registration
-    reserve = 0.0 if limit is None else min(max(REGISTER_SECONDS + 1.0, 0.12 * limit), 0.3 * limit)
+    # Images and sequences are scored on the validation split: a network per fold costs too much of the budget.
+    whole = any(kind in ("image", "sequence") for kind in prep.kinds.values())
+    use_cv = mode == "cv" or len(parts.validation) == 0 or (
+        mode == "auto" and len(trainval) <= spec.training.cv_max_rows and not whole)
+    folds = cv_folds(trainval, prep.target, spec.split, prep.task, spec.split_seed) if use_cv else None
+    return trainval, folds
 
-    emit("stage", {"name": "fit models", "count": len(families)})
-    with forward_events(on_event):  # neural families report their epochs to the same display
-        selection = select_model(
-            families, problem,
-            (parts.train[features], parts.train[target]),
-            (parts.validation[features], parts.validation[target]),
-            folds=folds, deadline=deadline, reserve=reserve, refit=spec.training.refit, on_event=on_event,
-        )
 
-    emit("stage", {"name": "evaluate"})
-    evaluation = _evaluate_splits(selection, problem, parts, features, target, trainval)
-    diagnosis = _diagnose(evaluation, metric_name, task, parts, target, classes)
-    model = ForgeModel(
-        pipeline=selection.pipeline, task=task, target=target,
-        schema=FeatureSchema.from_frame(parts.train[features], kinds),
-        family=selection.winner.family, params=selection.winner.params, classes=classes,
-        metadata={"name": spec.output.name, "metric": metric_name, "forgeml_version": __version__,
-                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "test_metrics": evaluation.get("test", {}).get("metrics", {})},
-    )
-    importance = _importance(model, parts, features, target, problem, deadline, keep=REGISTER_SECONDS if register else 0.5)
-    result = TrainResult(model=model, spec=spec, leaderboard=_leaderboard(selection, metric),
-                         evaluation=evaluation, diagnosis=diagnosis, profile=profile, metric=metric_name,
-                         name=spec.output.name, warnings=warnings, fit_seconds=selection.fit_seconds,
-                         residuals=_residuals(selection.pipeline, problem, parts.test, features, target, seed))
-    if register:
-        emit("stage", {"name": "register"})
-        _register(result, fingerprint, parts.train[features].head(5), importance)
-    elif spec.output.report:
-        result.report_path = _write_report(result, fingerprint, importance, None)
-    result.elapsed = time.monotonic() - started
-    emit("done", {"elapsed": result.elapsed})
-    return result
+def _hashable(df: pd.DataFrame) -> pd.DataFrame:
+    """df with list / array cells (sequence columns) as text, so rows can be compared and hashed."""
+    lists = [c for c in df.columns if df[c].dtype == object and df[c].map(lambda v: isinstance(v, (list, np.ndarray))).any()]
+    return df.astype({c: str for c in lists}) if lists else df
 
 
 def _seed_everything(seed: int) -> None:
@@ -369,13 +422,14 @@ def _leaderboard(selection, metric) -> pd.DataFrame:
     return board.rename(columns={"score": metric.name})
 
 
-def _register(result: TrainResult, fingerprint: dict[str, Any], example: pd.DataFrame, importance) -> None:
+def _register(result: TrainResult, fingerprint: dict[str, Any], example: pd.DataFrame, importance,
+              tags: dict[str, Any] | None = None) -> None:
     from forgeml.registry.package import save_package
     from forgeml.registry.store import Store
 
     spec = result.spec
     store = Store()
-    with store.start_run(spec.output.name, tags={"forgeml.family": result.model.family}) as run:
+    with store.start_run(spec.output.name, tags={"forgeml.family": result.model.family, **(tags or {})}) as run:
         result.run_id = run.run_id
         run.log_params({"task": result.model.task, "target": result.model.target, "family": result.model.family,
                         "metric": result.metric, "data.hash": fingerprint["hash"], "data.rows": fingerprint["rows"],

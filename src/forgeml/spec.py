@@ -74,6 +74,17 @@ class PreprocessingSpec(_Section):
         description="parts extracted from datetime columns",
     )
     text_max_features: int = Field(1000, ge=1, description="TF-IDF vocabulary size for each text column")
+    image_size: int | list[int] | None = Field(
+        None, description="resize images to this (side, or [height, width]); null: their most common size, at most 64x64 pixels"
+    )
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size(cls, value: Any) -> Any:
+        sides = [value] if isinstance(value, int) else value
+        if sides is not None and (len(sides) not in (1, 2) or any(side < 1 for side in sides)):
+            raise ValueError("image_size is a positive side or [height, width]")
+        return value
     outlier_clipping: float | None = Field(
         None, gt=0, lt=0.5, description="clip numbers to the [q, 1-q] training quantiles, e.g. 0.01 (null: off)"
     )
@@ -137,7 +148,7 @@ class TrainingSpec(_Section):
     validation: Literal["auto", "holdout", "cv"] = Field(
         "auto",
         description="model selection on the validation split (holdout) or by k-fold CV over train + validation "
-        "(cv); auto: cv up to 20,000 rows",
+        "(cv); auto: cv up to 20,000 rows of tables, holdout for images and sequences",
     )
     cv_max_rows: int = Field(20_000, ge=1, description="with validation auto, the largest train + validation size that uses cv")
 
@@ -202,7 +213,52 @@ class NeuralSpec(_Section):
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N | mps")
     checkpoint_every: int = Field(0, ge=0, description="write a resumable checkpoint every N epochs (0: only on interrupt)")
+    max_time: float | None = Field(
+        None, gt=0, description="stop a fit after this many seconds, keeping the best epoch (AutoML sets it from the time limit)"
+    )
     workers: int = Field(1, ge=1, description="data-parallel processes (DDP: gloo on CPU, NCCL on GPU)")
+
+
+class TuningSpec(_Section):
+    """Hyperparameter search (`forgeml tune`): one family, trials in a study that several processes share."""
+
+    sampler: Literal["tpe", "random", "grid"] = Field(
+        "tpe", description="tpe (Bayesian, multivariate) | random | grid (every combination of the space)"
+    )
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="stop hopeless trials early: median | hyperband (successive halving) | none"
+    )
+    trials: int = Field(50, ge=1, description="finished trials the study aims for, over every worker")
+    time_limit: float | None = Field(
+        None, gt=0, description="seconds for the search (null: training.time_limit); the refit and registration follow"
+    )
+    workers: int = Field(1, ge=1, description="processes running trials here; other machines join with `forgeml tune ... --join`")
+    study: str | None = Field(
+        None, pattern=MODEL_NAME_PATTERN, description="study name (null: NAME-FAMILY); trials add up across runs of one study"
+    )
+    grid_points: int = Field(5, ge=2, description="values per numeric range in grid search")
+    report_every: int = Field(20, ge=1, description="LightGBM: trees between the scores a trial reports to the pruner")
+    spaces: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="search spaces by family, over the zoo's: ranges {low, high, log}, choices [a, b], fixed values, "
+        "conditions (when), e.g. {svm: {kernel: [rbf, linear], gamma: {low: 0.0001, high: 1, log: true, when: {kernel: rbf}}}}",
+    )
+
+    @field_validator("spaces")
+    @classmethod
+    def _valid_spaces(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from forgeml.models.zoo import family_names, get_family
+        from forgeml.tuning.search import parse_space
+
+        names = family_names()
+        for family, space in value.items():
+            if family not in names:
+                raise ValueError(f"unknown model family '{family}'{did_you_mean(family, names)} (known: {', '.join(names)})")
+            try:
+                parse_space(space, get_family(family).space)
+            except SpecError as exc:
+                raise ValueError(f"{family} {exc}") from None
+        return value
 
 
 class OutputSpec(_Section):
@@ -225,6 +281,7 @@ class Spec(_Section):
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     neural: NeuralSpec = Field(default_factory=NeuralSpec)
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
 
     @field_validator("models", mode="before")
@@ -336,6 +393,11 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "batch_size": ("neural", "batch_size"),
     "device": ("neural", "device"),
     "workers": ("neural", "workers"),
+    "sampler": ("tuning", "sampler"),
+    "pruner": ("tuning", "pruner"),
+    "trials": ("tuning", "trials"),
+    "tuning_workers": ("tuning", "workers"),
+    "study": ("tuning", "study"),
 }
 
 
@@ -377,7 +439,7 @@ def init_template() -> str:
         "# CLI flags (--target, --time-limit, --name, ...) override the values here.",
         f"seed: {Spec.model_fields['seed'].default}",
     ]
-    for section_name in ("data", "preprocessing", "split", "models", "training", "neural", "output"):
+    for section_name in ("data", "preprocessing", "split", "models", "training", "neural", "tuning", "output"):
         field = Spec.model_fields[section_name]
         if section_name == "models":
             lines += [

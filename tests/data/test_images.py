@@ -10,7 +10,9 @@ import pytest
 pytest.importorskip("PIL")
 from PIL import Image
 
-from forgeml.data.images import read_image_folder
+import pandas as pd
+
+from forgeml.data.images import ImagePixels, image_folder_table, is_image_folder, read_image_folder
 from forgeml.errors import DataError
 
 
@@ -77,3 +79,41 @@ def test_unreadable_image_is_named(folder):
     with pytest.raises(DataError, match="cannot read image '.*broken.jpg'") as info:
         read_image_folder(folder)
     assert "\n" not in str(info.value)
+
+
+def test_image_folder_as_a_table_of_paths_and_labels(folder, tmp_path):
+    table = image_folder_table(folder)
+    assert list(table.columns) == ["image", "label"] and len(table) == 7
+    assert table["label"].value_counts().to_dict() == {"dog": 4, "cat": 3}
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in table["image"])
+    assert is_image_folder(folder) and not is_image_folder(tmp_path / "nowhere") and not is_image_folder(folder / "cat")
+
+
+def test_pixels_learn_mode_and_most_common_size_and_resize_the_rest(folder):
+    paths = image_folder_table(folder)[["image"]]
+    pixels = ImagePixels().fit(paths)
+    assert pixels.mode_ == "RGB" and pixels.image_shape_ == (3, 4, 6)  # 6x4 wins; one image is grayscale
+    out = pixels.transform(paths)
+    assert out.shape == (7, 3 * 4 * 6) and out.dtype == np.float32 and 0.0 <= out.min() <= out.max() <= 1.0
+    assert len(pixels.get_feature_names_out()) == out.shape[1]
+    gray = ImagePixels(size=(2, 3)).fit(paths[paths["image"].str.endswith(".bmp")])
+    assert gray.mode_ == "L" and gray.image_shape_ == (1, 2, 3)
+    assert gray.transform(paths.iloc[:1]).shape == (1, 6)  # a colour image read as grayscale
+
+
+def test_large_images_are_shrunk_to_max_pixels_keeping_the_aspect(tmp_path):
+    for label in ("a", "b"):
+        _save(tmp_path / "big" / label / "0.png", 50, size=(400, 200))
+    pixels = ImagePixels(max_pixels=64 * 64).fit(image_folder_table(tmp_path / "big", target="y")[["image"]])
+    channels, height, width = pixels.image_shape_
+    assert height * width <= 64 * 64 and width == pytest.approx(2 * height, abs=1)
+
+
+def test_missing_and_unreadable_images_are_named(folder, tmp_path):
+    pixels = ImagePixels().fit(image_folder_table(folder)[["image"]])
+    with pytest.raises(DataError, match="image file '.*nope.png' not found"):
+        pixels.transform(pd.DataFrame({"image": [str(tmp_path / "nope.png")]}))
+    with pytest.raises(DataError, match="1 rows have no image path"):
+        pixels.transform(pd.DataFrame({"image": [None]}))
+    with pytest.raises(DataError, match="cannot read image"):
+        pixels.transform(pd.DataFrame({"image": [str(folder / "dog" / "notes.txt")]}))

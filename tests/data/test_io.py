@@ -232,3 +232,16 @@ def test_write_table_unknown_format(tmp_path, frame):
 
     with pytest.raises(DataError, match=r"unsupported format '\.txt'"):
         write_table(frame, tmp_path / "out.txt")
+
+
+def test_an_image_folder_reads_as_paths_and_labels(tmp_path):
+    pytest.importorskip("PIL")
+    from tables import make_digit_folder
+
+    root = make_digit_folder(tmp_path / "digits", classes=(3, 8), per_class=5)
+    table = read_table(root)
+    assert list(table.columns) == ["image", "label"] and len(table) == 10
+    assert sorted(table["label"].unique()) == ["3", "8"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="is a folder, not a data file.*image folder"):
+        read_table(tmp_path / "empty")

@@ -161,3 +161,38 @@ def test_all_empty_text_column_does_not_break():
     X = pd.DataFrame({"t": ["", None, "  "] * 5, "n": range(15)})
     pre = build_preprocessor({"t": "text", "n": "numeric"}, PreprocessingSpec(), "regression")
     assert pre.fit_transform(X, np.arange(15.0)).shape == (15, 1)
+
+
+def test_networks_that_read_whole_inputs_get_only_that_column(tmp_path):
+    from tables import make_digit_folder, make_reviews, make_trends
+
+    from forgeml.data.images import image_folder_table
+
+    images = image_folder_table(make_digit_folder(tmp_path / "d", classes=(0, 1), per_class=4)).assign(n=1.0)
+    pre = build_preprocessor({"image": "image", "n": "numeric"}, PreprocessingSpec(), "classification", inputs="image")
+    pixels = pre.fit_transform(images, images["label"])
+    assert pixels.shape == (8, 64) and pre.named_transformers_["img"].image_shape_ == (1, 8, 8)
+    table = build_preprocessor({"image": "image", "n": "numeric"}, PreprocessingSpec(image_size=4), "classification")
+    assert table.fit_transform(images, images["label"]).shape == (8, 16 + 1)  # pixels + the numeric column
+
+    reviews = make_reviews(20)
+    text = build_preprocessor({"review": "text", "stars_shown": "numeric"}, PreprocessingSpec(), "classification",
+                              inputs="sequence").fit_transform(reviews, reviews["sentiment"])
+    assert text.shape == (20, 1) and isinstance(text[0, 0], str)
+    trends = make_trends(20)
+    cells = build_preprocessor({"series": "sequence", "level": "numeric"}, PreprocessingSpec(), "classification",
+                               inputs="sequence").fit_transform(trends, trends["direction"])
+    assert cells.shape == (20, 1) and cells[0, 0].ndim == 2
+    summary = build_preprocessor({"series": "sequence", "level": "numeric"}, PreprocessingSpec(), "classification")
+    assert summary.fit_transform(trends, trends["direction"]).shape == (20, 8 + 1)
+    blob = sio.dumps(summary)
+    assert set(sio.get_untrusted_types(data=blob)) <= set(SKOPS_TRUSTED_TYPES)
+
+
+def test_whole_input_networks_without_their_column_are_refused():
+    with pytest.raises(DataError, match="a cnn reads exactly one image column.*found none"):
+        build_preprocessor({"a": "numeric"}, PreprocessingSpec(), "classification", inputs="image")
+    with pytest.raises(DataError, match="rnn and transformer read one text column or sequence columns"):
+        build_preprocessor({"a": "numeric", "b": "categorical"}, PreprocessingSpec(), "classification", inputs="sequence")
+    with pytest.raises(DataError, match="found 2 text columns"):
+        build_preprocessor({"a": "text", "b": "text"}, PreprocessingSpec(), "classification", inputs="sequence")

@@ -145,3 +145,11 @@ def test_profile_without_target_and_unknown_target(messy):
     assert profile.target is None and profile.task is None and profile.leakage == []
     with pytest.raises(DataError, match="did you mean 'churn'"):
         profile_table(messy, target="Churn")
+
+
+def test_image_paths_and_sequences_have_kinds_of_their_own():
+    df = pd.DataFrame({"photo": [f"shots/{i}.JPG" for i in range(30)], "series": [[i, i + 1.5] for i in range(30)],
+                       "json_series": ["[1, 2]"] * 30, "caption": [f"photo {i} of the beach" for i in range(30)]})
+    kinds = infer_kinds(df)
+    assert kinds == {"photo": "image", "series": "sequence", "json_series": "sequence", "caption": kinds["caption"]}
+    assert kinds["caption"] != "image"

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forgeml.data.sequences import sequences_from_lists, sequences_from_long
+from forgeml.data.sequences import (
+    SequenceCells,
+    SequenceSummary,
+    is_sequence_column,
+    sequences_from_lists,
+    sequences_from_long,
+)
 from forgeml.errors import DataError
 
 
@@ -59,3 +65,36 @@ def test_list_column_of_numbers_lists_and_json_text():
 def test_bad_list_columns(cells, message):
     with pytest.raises(DataError, match=message):
         sequences_from_lists(pd.Series(cells, dtype=object))
+
+
+def test_sequence_columns_are_lists_arrays_or_their_json_text():
+    assert is_sequence_column(pd.Series([[1, 2], [3.5]]))
+    assert is_sequence_column(pd.Series([np.arange(3), np.arange(5)]))
+    assert is_sequence_column(pd.Series(["[1, 2, 3]", "[[1, 2], [3, 4]]"]))
+    assert not is_sequence_column(pd.Series(["[draft] notes", "plain"]))
+    assert not is_sequence_column(pd.Series([1.0, 2.0]))
+    assert not is_sequence_column(pd.Series([], dtype=object))
+
+
+def test_cells_parse_every_form_and_keep_each_sequence_whole():
+    X = pd.DataFrame({"a": [[1, 2, 3], "[4, 5]", None], "b": [np.array([1.0, 1, 1]), [2, 2], []]})
+    cells = SequenceCells().fit(X).transform(X)
+    assert cells.shape == (3, 2) and cells.dtype == object
+    assert cells[0, 0].shape == (3, 1) and cells[1, 0].tolist() == [[4.0], [5.0]] and cells[2, 0].shape == (0, 1)
+    assert list(SequenceCells().fit(X).get_feature_names_out(["a", "b"])) == ["a", "b"]
+    with pytest.raises(DataError, match="not a JSON list"):
+        SequenceCells().fit(X).transform(pd.DataFrame({"a": ["[1,"], "b": [[1]]}))
+
+
+def test_summary_statistics_per_sequence():
+    X = pd.DataFrame({"s": [[1.0, 2.0, 4.0], [5.0], []]})
+    summary = SequenceSummary().fit(X)
+    out = summary.transform(X)
+    names = list(summary.get_feature_names_out(["s"]))
+    assert names == ["s_length", "s_mean", "s_std", "s_min", "s_max", "s_first", "s_last", "s_slope"]
+    row = dict(zip(names, out[0], strict=True))
+    assert row["s_length"] == 3 and row["s_mean"] == pytest.approx(7 / 3) and row["s_slope"] == pytest.approx(1.5)
+    assert out[1, 0] == 1 and out[1, -1] == 0.0  # one step: no slope
+    assert out[2, 0] == 0 and np.isnan(out[2, 1:]).all()  # empty: length 0, the rest imputed downstream
+    with pytest.raises(DataError, match="2 features per step; training had 1"):
+        summary.transform(pd.DataFrame({"s": [[[1, 2], [3, 4]]]}))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forgeml.data.text import PAD, UNK, Vocabulary, as_texts, tokenize
+from forgeml.data.text import PAD, UNK, RawText, Vocabulary, as_texts, tokenize
 from forgeml.errors import DataError
 
 
@@ -63,3 +63,11 @@ def test_empty_or_malformed_text_columns_are_one_line_data_errors(texts, message
     with pytest.raises(DataError, match=message) as info:
         Vocabulary.build(texts)
     assert "\n" not in str(info.value)
+
+
+def test_raw_text_passes_one_column_through_and_refuses_an_empty_one():
+    X = pd.DataFrame({"review": ["Great value", None, "broken"]})
+    out = RawText().fit(X).transform(X)
+    assert out.shape == (3, 1) and out[:, 0].tolist() == ["Great value", "", "broken"]
+    with pytest.raises(DataError, match="the text column is empty"):
+        RawText().fit(pd.DataFrame({"review": [None, "  ", ""]}))

@@ -129,3 +129,30 @@ def test_integer_class_labels_are_scored_like_strings():
                        deadline=Deadline(None), reserve=0, refit=True)
     assert sel.winner.score > 0.9
     assert sel.oof["y_pred"].dtype.kind == "i"
+
+
+@pytest.mark.parametrize("family", ["catboost", "xgboost"])
+def test_holdout_selection_with_catboost_and_xgboost_early_stopping(family, wine):
+    X, y = wine
+    problem = _problem(X, y, metric="accuracy")
+    sel = select_model([(get_family(family), {"n_estimators": 1000, "learning_rate": 0.3})], problem,
+                       (X.iloc[:120], y.iloc[:120]), (X.iloc[120:], y.iloc[120:]), folds=None, deadline=Deadline(None),
+                       reserve=0, refit=True)
+    assert sel.winner.score > 0.85
+    assert sel.winner.best_iteration is not None and sel.winner.best_iteration < 1000
+    assert sel.holdout_pipeline.named_steps["model"].n_estimators_ == sel.winner.best_iteration
+    # the refit keeps the early-stopped size, scaled for the extra validation rows, with no early stopping
+    refit = sel.pipeline.named_steps["model"]
+    assert refit.estimator.get_params()["n_estimators"] == refit.n_estimators_ == round(sel.winner.best_iteration * len(X) / 120)
+    assert list(sel.pipeline.classes_) == ["a", "b", "c"]
+    assert refit.estimator.get_params()["thread_count" if family == "catboost" else "n_jobs"] == 1  # small data
+
+
+@pytest.mark.parametrize("family", ["catboost", "xgboost"])
+def test_boosting_stops_adding_trees_at_its_deadline(family, wine):
+    X, y = wine
+    problem = _problem(X, y)
+    fit, trees = fit_pipeline(get_family(family), {"n_estimators": 1000}, problem, X, y, X, y,
+                              deadline=Deadline(1.0, start=0.0))  # long past: one round, then the callback stops
+    assert trees == 1 and fit.named_steps["model"].n_estimators_ == 1
+    assert fit.predict_proba(X).shape == (len(X), 3)

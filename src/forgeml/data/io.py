@@ -158,9 +158,14 @@ def _read_file(path: str | Path, sheet: str | int | None) -> pd.DataFrame:
     ext = (suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")) or ""
     if isinstance(path, Path):
         if path.is_dir():
+            from forgeml.data.images import image_folder_table, is_image_folder
+
             if any(path.glob("*.parquet")):
                 return _guard(lambda: pd.read_parquet(path), shown, "parquet")
-            raise DataError(f"'{shown}' is a folder, not a data file; pass a file inside it")
+            if is_image_folder(path):  # root/<label>/<image>: columns image (file path) and label
+                return image_folder_table(path)
+            raise DataError(f"'{shown}' is a folder, not a data file; pass a file inside it, a folder of Parquet "
+                            "files, or an image folder (one subfolder of images per class)")
         if not path.is_file():
             raise DataError(f"data file '{shown}' not found{_file_hint(path)}")
     fmt = FORMATS.get(ext)

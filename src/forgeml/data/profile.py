@@ -21,7 +21,7 @@ from forgeml.errors import DataError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "identifier")
+KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "image", "sequence", "identifier")
 TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1", "1.0", "on"})
 FALSE_TOKENS = frozenset({"false", "f", "no", "n", "0", "0.0", "off"})
 _ID_NAME = re.compile(r"(?i:^id$|[_\-\s.]id$|^uuid$|[_\-\s.]uuid$)|[a-z0-9]I[dD]$")  # id, user_id, userId
@@ -65,6 +65,10 @@ def _infer_kind(s: pd.Series) -> str:
     if isinstance(dtype, pd.CategoricalDtype):  # the user chose categories: keep them, unless a yes/no pair
         levels = {str(v).strip() for v in values.unique()}
         return "boolean" if len({v.lower() for v in levels}) <= 2 and _is_boolean_pair(levels) else "categorical"
+    from forgeml.data.sequences import is_sequence_column
+
+    if is_sequence_column(values):  # lists of numbers (Parquet, JSON) or their JSON text (CSV)
+        return "sequence"
     if values.dtype == object:  # python objects: maybe bools or numbers that pandas did not type
         def every(test: Any) -> bool:  # a cheap look at a sample first, then all values
             return bool(values.iloc[:_SAMPLE].map(test).all() and values.map(test).all())
@@ -81,6 +85,10 @@ def _infer_kind(s: pd.Series) -> str:
         return "numeric"
     if _date_text(pd.Series(distinct[:_SAMPLE])):
         return "datetime"
+    from forgeml.data.images import looks_like_image_paths
+
+    if looks_like_image_paths(text.iloc[:_SAMPLE]) and looks_like_image_paths(text):
+        return "image"
     unique_ratio = len(distinct) / len(text)
     lengths = text.str.len()
     if lengths.mean() > 30 and unique_ratio >= 0.3 and _distinct_words(text) >= 30:

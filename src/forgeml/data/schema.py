@@ -128,6 +128,8 @@ def _bad_value(original: pd.Series, converted: pd.Series, info: ColumnInfo, kind
 
 
 def _coerce(s: pd.Series, info: ColumnInfo) -> pd.Series:
+    if info.kind == "sequence":  # lists, arrays or their JSON text: read by the sequence transformers
+        return s
     if info.kind == "numeric":
         return _to_numeric(s, info)
     if info.kind == "datetime":

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from forgeml.errors import DataError, did_you_mean
 
@@ -108,3 +109,86 @@ def sequences_from_lists(
     rows = [r if len(r) else np.zeros((0, width), dtype=np.float32) for r in rows]
     X, lengths = _pad(rows, max_length, pad_value)
     return X, lengths, series.index.to_numpy()
+
+
+def is_sequence_column(values: pd.Series) -> bool:
+    """Whether (non-missing) values are sequences: lists/arrays of numbers, or JSON text of such lists."""
+    sample = values.iloc[:200]
+    if len(sample) == 0:
+        return False
+    if all(isinstance(v, (list, tuple, np.ndarray)) for v in sample):
+        return True
+    if not all(isinstance(v, str) and v.lstrip().startswith("[") for v in sample):
+        return False
+    try:
+        for v in sample:
+            _steps(v, None)
+    except DataError:
+        return False
+    return True
+
+
+def _cells(X: Any) -> pd.DataFrame:
+    return X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=object).reshape(len(X), -1))
+
+
+class SequenceCells(TransformerMixin, BaseEstimator):
+    """Sequence columns -> an object array (N, columns) of (T, F) float32 arrays, for the RNN/Transformer.
+
+    Cells may be lists, arrays or their JSON text; a missing cell is an empty sequence. The networks'
+    input encoder pads them (see forgeml.models.neural_inputs)."""
+
+    def fit(self, X: Any, y: Any = None) -> SequenceCells:
+        self.n_features_in_ = _cells(X).shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        frame = _cells(X)
+        out = np.empty(frame.shape, dtype=object)
+        for j, column in enumerate(frame.columns):
+            for i, (where, cell) in enumerate(frame[column].items()):
+                out[i, j] = _steps(cell, where)
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = list(input_features) if input_features is not None else [f"x{j}" for j in range(self.n_features_in_)]
+        return np.asarray(names, dtype=object)
+
+
+SUMMARY = ("length", "mean", "std", "min", "max", "first", "last", "slope")
+
+
+class SequenceSummary(TransformerMixin, BaseEstimator):
+    """Sequence columns -> per-sequence statistics (length, mean, std, min, max, first, last and slope per
+    step, of each step feature): what tabular models read from a column of sequences. Empty sequences
+    give missing values (imputed downstream)."""
+
+    def fit(self, X: Any, y: Any = None) -> SequenceSummary:
+        frame = _cells(X)
+        self.n_features_in_ = frame.shape[1]
+        self.widths_ = [max((_steps(c, w).shape[1] for w, c in frame[col].items()), default=1) for col in frame.columns]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        frame = _cells(X)
+        blocks = []
+        for column, width in zip(frame.columns, self.widths_, strict=True):
+            block = np.full((len(frame), len(SUMMARY) * width), np.nan, dtype=np.float64)
+            for i, (where, cell) in enumerate(frame[column].items()):
+                steps = _steps(cell, where).astype(np.float64)
+                if steps.shape[1] != width:
+                    raise DataError(f"sequence at {where!r} has {steps.shape[1]} features per step; training had {width}")
+                if not len(steps):
+                    block[i, :width] = 0.0
+                    continue
+                with np.errstate(all="ignore"):
+                    stats = [np.full(width, len(steps)), np.nanmean(steps, 0), np.nanstd(steps, 0), np.nanmin(steps, 0),
+                             np.nanmax(steps, 0), steps[0], steps[-1], (steps[-1] - steps[0]) / max(len(steps) - 1, 1)]
+                block[i] = np.concatenate(stats)
+            blocks.append(block)
+        return np.hstack(blocks)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = list(input_features) if input_features is not None else [f"x{j}" for j in range(self.n_features_in_)]
+        return np.asarray([f"{name}_{stat}{'' if width == 1 else f'_{k}'}" for name, width in zip(names, self.widths_, strict=True)
+                           for stat in SUMMARY for k in range(width)], dtype=object)

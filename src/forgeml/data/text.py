@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from forgeml.errors import DataError
 
@@ -123,3 +124,22 @@ class Vocabulary:
 
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} tokens, tokenizer={self.tokenizer!r})"
+
+
+class RawText(TransformerMixin, BaseEstimator):
+    """One text column passed through as an (N, 1) object array of str (missing -> ''), for the networks
+    that tokenize text themselves (rnn, transformer); tabular models get TF-IDF instead. fit refuses a
+    column with no text at all."""
+
+    def fit(self, X: Any, y: Any = None) -> RawText:
+        texts = as_texts(X)
+        if not any(t.strip() for t in texts):
+            raise DataError("the text column is empty: every value is missing or blank; give texts to learn from")
+        self.n_features_in_ = 1
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.asarray(as_texts(X), dtype=object).reshape(-1, 1)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(list(input_features) if input_features is not None else ["text"], dtype=object)

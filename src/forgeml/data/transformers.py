@@ -468,5 +468,9 @@ SKOPS_TRUSTED_TYPES = [
             NumericCleaner, BooleanEncoder, DatetimeFeatures, FrequencyEncoder, CategoricalEncoder, TextFeatures
         )
     ),
+    "forgeml.data.images.ImagePixels",
+    "forgeml.data.sequences.SequenceCells",
+    "forgeml.data.sequences.SequenceSummary",
+    "forgeml.data.text.RawText",
     "numpy.dtype",
 ]

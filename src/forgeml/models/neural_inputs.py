@@ -77,6 +77,38 @@ def _stats(x: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray
     return mean, std
 
 
+def _sequence_cells(X: Any) -> np.ndarray | None:
+    """X as an (N, C) object array when its cells are sequences (lists or arrays: C step features), else None."""
+    if isinstance(X, pd.Series):
+        X = X.to_frame()
+    if isinstance(X, pd.DataFrame):
+        X = X.to_numpy(dtype=object)
+    if not isinstance(X, np.ndarray) or X.dtype != object or X.size == 0:
+        return None
+    cells = X.reshape(len(X), -1) if X.ndim == 1 else X
+    if cells.ndim != 2 or not all(isinstance(v, (list, tuple, np.ndarray)) for v in cells[:50].ravel()):
+        return None
+    return cells
+
+
+def _pad_cells(cells: np.ndarray) -> np.ndarray:
+    """(N, C) cells of (T_i,) or (T_i, k) numbers -> (N, T, F) float64, NaN after each sequence's end.
+    The columns of a row are steps of one sequence: they are cut to the shortest of them."""
+    rows = []
+    for row in cells:
+        parts = [np.asarray(v, dtype=np.float64).reshape(len(v), -1) for v in row]
+        steps = min(len(p) for p in parts)
+        rows.append(np.hstack([p[:steps] for p in parts]) if parts else np.zeros((0, 1)))
+    widths = {r.shape[1] for r in rows}
+    if len(widths) > 1:
+        raise InputError(f"sequences have different numbers of features per step ({sorted(widths)}); give every step the same")
+    T = max(max((len(r) for r in rows), default=1), 1)
+    x = np.full((len(rows), T, widths.pop()), np.nan)
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = r
+    return x
+
+
 class InputEncoder:
     """Fitted conversion of X into network inputs, by kind:
 
@@ -118,6 +150,8 @@ class InputEncoder:
             return "tabular"
         if self.architecture == "cnn":
             return "image"
+        if _sequence_cells(X) is not None:
+            return "sequence"
         if _is_texts(X):
             if self.tokenizer is None:
                 raise InputError(
@@ -313,6 +347,9 @@ class InputEncoder:
         return ids.astype(np.int64)
 
     def _sequence(self, X: Any) -> np.ndarray:
+        cells = _sequence_cells(X)
+        if cells is not None:
+            return _pad_cells(cells)
         x = _numeric(X, f"{self.architecture} input")
         if x.ndim == 2:
             x = x[:, :, None]  # (N, T) -> (N, T, 1)

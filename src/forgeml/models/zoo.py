@@ -57,6 +57,7 @@ class Family:
     build: Callable[[str, dict[str, Any], int], Any]
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> params
     space: Space = field(default_factory=dict)
+    conditions: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)  # param -> {param: values it needs}
     scale: bool = False
     sparse_ok: bool = True
     priority: int = 50
@@ -65,6 +66,7 @@ class Family:
     grow: str | None = None  # the size parameter of an ensemble that can be grown in steps (warm_start)
     auto: bool = True  # tried by `models: auto` on tables (image and sequence families are not)
     neural: bool = False  # trained by forgeml's PyTorch trainer: takes the spec's `neural` section as params
+    inputs: str = "table"  # table | image | sequence: what the family reads (see forgeml.data.prepare)
     description: str = ""
 
     def make(self, task: str, params: dict[str, Any] | None = None, seed: int = 0) -> Any:
@@ -181,6 +183,64 @@ def _lightgbm(task: str, params: dict[str, Any], seed: int) -> Any:
     return cls(**{"random_state": seed, "n_jobs": -1, "verbose": -1, **params})
 
 
+# CatBoost takes several names for one parameter; forgeml takes one, so defaults and user values never clash.
+_CATBOOST_SYNONYMS = {
+    "iterations": "n_estimators", "num_boost_round": "n_estimators", "num_trees": "n_estimators",
+    "eta": "learning_rate", "max_depth": "depth", "reg_lambda": "l2_leaf_reg", "random_state": "random_seed",
+    "n_jobs": "thread_count", "colsample_bylevel": "rsm", "max_bin": "border_count",
+    "min_child_samples": "min_data_in_leaf", "num_leaves": "max_leaves", "od_wait": "early_stopping_rounds",
+}
+# Not hyperparameters: console output and training files (forgeml's to manage), callbacks (the fitting
+# loop's) and column roles (forgeml's preprocessing hands CatBoost a numeric matrix).
+_CATBOOST_NOT_PARAMS = {"verbose", "silent", "verbose_eval", "logging_level", "metric_period", "log_cout", "log_cerr",
+                        "train_dir", "allow_writing_files", "save_snapshot", "snapshot_file", "snapshot_interval",
+                        "callback", "cat_features", "text_features", "embedding_features"}
+
+
+def _boosted(task: str, model: Any, family: str) -> Any:
+    """A CatBoost / XGBoost model in forgeml's wrapper, its hyperparameters checked by the library now."""
+    from forgeml.models.boosting import BoostedClassifier, BoostedRegressor, check_params
+
+    try:
+        check_params(model)
+    except ValueError as exc:
+        raise SpecError(f"invalid hyperparameter for '{family}': {exc}") from None
+    return (BoostedClassifier if task == "classification" else BoostedRegressor)(model)
+
+
+def _catboost(task: str, params: dict[str, Any], seed: int) -> Any:
+    import inspect
+
+    import catboost
+
+    from forgeml.models.boosting import usable_cores
+
+    for alias, name in _CATBOOST_SYNONYMS.items():
+        if alias in params:
+            raise SpecError(f"catboost: use '{name}' for '{alias}' (forgeml takes one name per parameter; "
+                            f"got {alias}={params[alias]!r})")
+    cls = catboost.CatBoostClassifier if task == "classification" else catboost.CatBoostRegressor
+    allowed = set(inspect.signature(cls).parameters) - set(_CATBOOST_SYNONYMS) - _CATBOOST_NOT_PARAMS
+    params = dict(_only(params, allowed, "catboost"))
+    params.pop("early_stopping_rounds", None)  # read by the fitting loop, not the estimator
+    model = cls(**{"random_seed": seed, "thread_count": usable_cores(), **params,
+                   "logging_level": "Silent", "allow_writing_files": False})
+    return _boosted(task, model, "catboost")
+
+
+def _xgboost(task: str, params: dict[str, Any], seed: int) -> Any:
+    import xgboost as xgb
+
+    from forgeml.models.boosting import usable_cores
+
+    cls = xgb.XGBClassifier if task == "classification" else xgb.XGBRegressor
+    allowed = set(cls().get_params()) - {"callbacks", "verbosity"}  # the fitting loop sets callbacks
+    params = dict(_only(params, allowed, "xgboost"))
+    params.pop("early_stopping_rounds", None)  # read by the fitting loop, not the estimator
+    model = cls(**{"random_state": seed, "n_jobs": usable_cores(), "tree_method": "hist", **params, "verbosity": 0})
+    return _boosted(task, model, "xgboost")
+
+
 def _sk(module: str, name: str) -> Callable[..., Any]:
     """A lazily imported scikit-learn class (keeps `import forgeml` free of heavy imports)."""
 
@@ -215,6 +275,26 @@ register(Family(
     priority=10, cost=3.0, description="LightGBM gradient-boosted trees, early-stopped on validation",
 ))
 register(Family(
+    "catboost", _BOTH, _catboost,
+    # CatBoost's loss keeps creeping down on small separable data, where early stopping waits long: 1000 trees
+    # at most (its own default) bound that; MVS bootstrap takes `subsample` for every loss, multiclass included.
+    defaults={t: {"n_estimators": 1000, "learning_rate": 0.1, "depth": 6, "l2_leaf_reg": 3.0, "bootstrap_type": "MVS",
+                  "subsample": 0.8, "early_stopping_rounds": 50} for t in _BOTH},
+    space={"learning_rate": Float(0.01, 0.3, log=True), "depth": Int(3, 10), "l2_leaf_reg": Float(0.1, 30.0, log=True),
+           "random_strength": Float(0.01, 10.0, log=True), "subsample": Float(0.5, 1.0), "rsm": Float(0.3, 1.0)},
+    priority=12, cost=6.0, description="CatBoost gradient-boosted oblivious trees, early-stopped on validation",
+))
+register(Family(
+    "xgboost", _BOTH, _xgboost,
+    defaults={t: {"n_estimators": 2000, "learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0,
+                  "subsample": 0.8, "colsample_bytree": 0.8, "early_stopping_rounds": 50} for t in _BOTH},
+    space={"learning_rate": Float(0.005, 0.3, log=True), "max_depth": Int(2, 12),
+           "min_child_weight": Float(0.1, 50.0, log=True), "subsample": Float(0.5, 1.0),
+           "colsample_bytree": Float(0.3, 1.0), "reg_lambda": Float(1e-8, 10.0, log=True),
+           "reg_alpha": Float(1e-8, 10.0, log=True), "gamma": Float(1e-8, 5.0, log=True)},
+    priority=18, cost=4.0, description="XGBoost histogram gradient-boosted trees, early-stopped on validation",
+))
+register(Family(
     "hist_gradient_boosting", _BOTH,
     _direct({"classification": _sk("sklearn.ensemble", "HistGradientBoostingClassifier"),
              "regression": _sk("sklearn.ensemble", "HistGradientBoostingRegressor")}, "hist_gradient_boosting"),
@@ -228,6 +308,7 @@ register(Family(
     defaults={"classification": {"penalty": "l2", "C": 1.0}, "regression": {"penalty": "l2", "alpha": 1.0}},
     space={"C": Float(1e-3, 1e3, log=True), "alpha": Float(1e-4, 1e2, log=True),
            "penalty": Choice(("l2", "l1", "elasticnet")), "l1_ratio": Float(0.05, 0.95)},
+    conditions={"l1_ratio": {"penalty": ("elasticnet",)}},
     scale=True, priority=15, cost=1.0, description="logistic / ridge / lasso / elastic-net regression",
 ))
 register(Family(
@@ -321,13 +402,14 @@ register(Family(
     scale=True, sparse_ok=False, priority=90, cost=8.0, neural=True,
     description="multilayer perceptron (PyTorch) with batch norm and dropout, early-stopped on held-out rows",
 ))
-# The families below read images or sequences, not tables: `auto=False` keeps `models: auto` from trying
-# them on tabular data; they are trained when a spec names them (or through forgeml.models.neural).
+# The families below read images or sequences whole, not tables: `auto=False` keeps `models: auto` from trying
+# them on plain tables; AutoML puts the cnn first for data with an image column and the rnn first for data
+# with a sequence column, and a spec can name any of them.
 register(Family(
     "cnn", _BOTH, _neural("cnn"),
     space={"learning_rate": Float(1e-4, 1e-2, log=True), "channels": Choice(((16, 32), (32, 64), (32, 64, 128))),
            "dropout": Float(0.0, 0.5), "batch_size": Choice((32, 64, 128))},
-    sparse_ok=False, priority=1000, cost=30.0, auto=False, neural=True,
+    sparse_ok=False, priority=1000, cost=30.0, auto=False, neural=True, inputs="image",
     description="convolutional network (PyTorch) for images: (N, C, H, W), (N, H, W) or flat pixels with image_shape",
 ))
 register(Family(
@@ -335,14 +417,14 @@ register(Family(
     space={"learning_rate": Float(1e-4, 1e-2, log=True), "hidden_size": Choice((32, 64, 128)),
            "num_layers": Int(1, 3), "rnn_type": Choice(("lstm", "gru")), "bidirectional": Choice((False, True)),
            "dropout": Float(0.0, 0.5)},
-    sparse_ok=False, priority=1000, cost=30.0, auto=False, neural=True,
+    sparse_ok=False, priority=1000, cost=30.0, auto=False, neural=True, inputs="sequence",
     description="LSTM / GRU (PyTorch) for sequences: token ids, numeric steps (N, T, F), or texts with a tokenizer",
 ))
 register(Family(
     "transformer", _BOTH, _neural("transformer"),
     space={"learning_rate": Float(1e-4, 3e-3, log=True), "d_model": Choice((32, 64, 128)), "num_layers": Int(1, 4),
            "dropout": Float(0.0, 0.3)},
-    sparse_ok=False, priority=1000, cost=40.0, auto=False, neural=True,
+    sparse_ok=False, priority=1000, cost=40.0, auto=False, neural=True, inputs="sequence",
     description="Transformer encoder (PyTorch) for sequences: token ids, numeric steps (N, T, F), or texts with a tokenizer",
 ))
 
@@ -360,6 +442,12 @@ def get_family(name: str) -> Family:
         raise SpecError(f"unknown model family '{name}'{did_you_mean(name, names)} (known: {', '.join(names)})") from None
 
 
-def auto_families(task: str) -> list[Family]:
-    """Families AutoML tries for `task`, in the order it tries them (strong and cheap first)."""
-    return sorted((f for f in _FAMILIES.values() if task in f.tasks and f.auto), key=lambda f: (f.priority, f.name))
+def auto_families(task: str, kinds: dict[str, str] | None = None) -> list[Family]:
+    """Families AutoML tries for `task`, in the order it tries them (strong and cheap first).
+
+    With the feature kinds known: data with an image column tries the cnn first, data with a sequence
+    column the rnn first (the tabular families follow, on pixels or sequence statistics)."""
+    chosen = sorted((f for f in _FAMILIES.values() if task in f.tasks and f.auto), key=lambda f: (f.priority, f.name))
+    present = set((kinds or {}).values())
+    first = [_FAMILIES[name] for kind, name in (("image", "cnn"), ("sequence", "rnn")) if kind in present]
+    return first + chosen

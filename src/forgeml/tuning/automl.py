@@ -3,8 +3,9 @@
 Small data is scored by k-fold cross-validation over train + validation (out-of-fold
 predictions, so every row counts once and selection does not overfit a 20-row validation
 set); large data by the validation split. Candidates are tried strongest-and-cheapest first;
-a candidate whose estimated cost exceeds what is left of the budget is skipped, and LightGBM
-stops growing trees when the deadline arrives. The winner is refitted on train + validation.
+a candidate whose estimated cost exceeds what is left of the budget is skipped, and boosting
+(LightGBM, CatBoost, XGBoost) stops growing trees when the deadline arrives. The winner is
+refitted on train + validation.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeml.errors import Interrupted, TrainingError
+from forgeml.errors import ForgeError, Interrupted, TrainingError
 from forgeml.jobs import checkpoint_slot
 from forgeml.models.zoo import Family
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 EventFn = Callable[[str, dict[str, Any]], None]
 SMALL_DATA_ROWS = 20_000
+# The boosting families (early-stopped, refitted at their best size) -> their thread-count parameter.
+_BOOSTING = {"lightgbm": "n_jobs", "catboost": "thread_count", "xgboost": "n_jobs"}
 
 
 class Deadline:
@@ -117,39 +120,47 @@ def fit_pipeline(
     X_val: pd.DataFrame | None = None,
     y_val: pd.Series | None = None,
     deadline: Deadline | None = None,
+    callbacks: list[Any] | None = None,
 ) -> tuple[Any, int | None]:
-    """Fit preprocessing + estimator on (X, y); LightGBM early-stops on (X_val, y_val) when given.
+    """Fit preprocessing + estimator on (X, y); boosting early-stops on (X_val, y_val) when given.
+    callbacks: extra LightGBM callbacks, run after every boosting round (tuning reports and prunes there).
 
     Returns the fitted Pipeline and the fitted size where it was decided while fitting: the best
-    boosting iteration (LightGBM) or the members grown before the deadline (families with `grow`).
+    boosting iteration (LightGBM, CatBoost, XGBoost) or the members grown before the deadline
+    (families with `grow`).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fitted = _fit(family, params, problem, X, y, X_val, y_val, deadline)
+        fitted = _fit(family, params, problem, X, y, X_val, y_val, deadline, callbacks)
     for w in caught:  # library chatter (convergence, deprecations) goes to the log, not the user's terminal
         log.debug("%s while fitting %s: %s", w.category.__name__, family.name, w.message)
     return fitted
 
 
-def _fit(family, params, problem, X, y, X_val, y_val, deadline) -> tuple[Any, int | None]:
+def _fit(family, params, problem, X, y, X_val, y_val, deadline, extra_callbacks=None) -> tuple[Any, int | None]:
     from sklearn.pipeline import Pipeline
 
     from forgeml.data.prepare import build_preprocessor
 
     prep = build_preprocessor(problem.kinds, problem.preprocessing, problem.task, seed=problem.seed,
-                              scale=family.scale, sparse_ok=family.sparse_ok)
+                              scale=family.scale, sparse_ok=family.sparse_ok, inputs=family.inputs)
+    if family.inputs != "table":  # a network reads one kind of column: the model asks for those columns only
+        X = X[[c for _, _, columns in prep.transformers for c in columns]]
     Xt = prep.fit_transform(X, y)
-    params = dict(params)
+    params = {**_input_params(family, prep), **params}
+    if family.neural and deadline is not None and deadline.seconds is not None:
+        params.setdefault("max_time", max(deadline.remaining(), 0.1))  # a network stops when its time is up
     rounds = {**family.defaults.get(problem.task, {}), **params}.get("early_stopping_rounds")
-    if family.name == "lightgbm" and "n_jobs" not in params and len(X) < SMALL_DATA_ROWS:
-        # OpenMP threads cost more than they bring on small data, and stall when cores are shared.
-        params["n_jobs"] = 1
+    threads = _BOOSTING.get(family.name)
+    if threads and threads not in params and len(X) < SMALL_DATA_ROWS:
+        # Threads cost more than they bring on small data, and OpenMP threads stall when cores are shared.
+        params[threads] = 1
     estimator = family.make(problem.task, params, problem.seed)
     best = None
     if family.name == "lightgbm":
         import lightgbm as lgb
 
-        callbacks = [_deadline_callback(deadline)] if deadline is not None else []
+        callbacks = ([_deadline_callback(deadline)] if deadline is not None else []) + list(extra_callbacks or [])
         fit_kwargs: dict[str, Any] = {}
         if X_val is not None and len(X_val) and rounds:
             # eval_set is deprecated in LightGBM 4.7 for eval_X/eval_y, whose label encoding still fails on
@@ -158,11 +169,26 @@ def _fit(family, params, problem, X, y, X_val, y_val, deadline) -> tuple[Any, in
             callbacks.insert(0, lgb.early_stopping(int(rounds), verbose=False))
         estimator.fit(Xt, y, callbacks=callbacks, **fit_kwargs)
         best = int(estimator.best_iteration_ or estimator.n_estimators_)
+    elif family.name in ("catboost", "xgboost"):  # forgeml.models.boosting wrappers
+        val = (prep.transform(X_val), y_val) if X_val is not None and len(X_val) and rounds else None
+        stop = (lambda: deadline.remaining() <= 0) if deadline is not None else None
+        estimator.fit(Xt, y, eval_set=val, early_stopping_rounds=rounds, should_stop=stop)
+        best = int(estimator.n_estimators_)
     elif family.grow and deadline is not None and deadline.seconds is not None:
         best = _grow_within(estimator, family.grow, Xt, y, deadline)
     else:
         estimator.fit(Xt, y)
     return Pipeline([("prepare", prep), ("model", estimator)]), best
+
+
+def _input_params(family: Family, prep: Any) -> dict[str, Any]:
+    """What a network must know of its fitted preprocessor: the CNN its image shape, a sequence network
+    reading raw text its tokenizer (word level unless the spec says otherwise)."""
+    if family.inputs == "image":
+        return {"image_shape": list(prep.named_transformers_["img"].image_shape_)}
+    if family.inputs == "sequence" and "text" in prep.named_transformers_:
+        return {"tokenizer": "word"}
+    return {}
 
 
 def _grow_within(estimator: Any, param: str, X: Any, y: Any, deadline: Deadline, steps: int = 10) -> int:
@@ -226,7 +252,7 @@ def _score(problem: Problem, y_true: Any, y_pred: Any, proba: Any) -> float:
 def _refit_params(family: Family, params: dict[str, Any], best: int | None, grow: float) -> dict[str, Any]:
     """Params for refitting on more data: boosting keeps its early-stopped size scaled by the data growth;
     an ensemble cut short by the deadline keeps the size it reached."""
-    if family.name == "lightgbm" and best:
+    if family.name in _BOOSTING and best:
         return {**params, "n_estimators": max(1, int(round(best * grow))), "early_stopping_rounds": None}
     if family.grow and best:
         return {**params, family.grow: best}
@@ -268,7 +294,13 @@ def select_model(
     growth = 1.0 / (1.0 - 1.0 / len(folds)) if folds else len(X_all) / max(len(X_tr), 1)
     sign = 1.0 if problem.metric.greater_is_better else -1.0
     candidates: list[Candidate] = []
-    best: tuple[Candidate, Any, dict | None] | None = None
+    errors: list[Exception] = []
+    best: tuple[Candidate, Any, dict | None, Family] | None = None
+
+    def refits(family: Family) -> bool:
+        """Whether the winner is refitted on train + validation: always after CV; after holdout selection
+        when asked, except networks (early-stopped on held-out rows already, and the costliest to refit)."""
+        return bool(folds) or (refit and not family.neural)
     seconds_per_cost: float | None = None
 
     def skip(cand: Candidate, note: str) -> None:
@@ -278,7 +310,7 @@ def select_model(
     for family, params in families:
         cand = Candidate(family.name, params)
         candidates.append(cand)
-        held = reserve + (_refit_estimate(best[0], n_fits, growth) if best and (refit or folds) else 0.0)
+        held = reserve + (_refit_estimate(best[0], n_fits, growth) if best and refits(best[3]) else 0.0)
         budget = deadline.remaining() - held
         if family.max_rows is not None and len(X_all) > family.max_rows:
             skip(cand, f"more than {family.max_rows:,} rows")
@@ -293,16 +325,15 @@ def select_model(
                 skip(cand, f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left")
                 continue
         # The first candidate always runs and finishes (a run must end with a model); with no best yet to
-        # hold a refit reserve for, it shares its budget with its own refit.
-        share = 1.0 if best else 1.0 + growth / n_fits
+        # hold a refit reserve for, it shares its budget with its own refit (when it will have one).
+        share = 1.0 if best or not refits(family) else 1.0 + growth / n_fits
         own = Deadline(None if deadline.seconds is None else max(budget, 0.0) / share)
         emit("candidate_start", {"family": family.name})
         start = time.monotonic()
         try:
             if folds:
-                cand.score, cand.std, oof, cand.best_iteration, complete = _cross_validate(
+                cand.score, cand.std, oof, cand.best_iteration, complete, fitted = _cross_validate(
                     family, params, problem, X_all, y_all, folds, own, must_finish=best is None)
-                fitted = None
                 if not complete:
                     cand.status, cand.note = "timeout", "budget ran out between folds"
             else:
@@ -316,6 +347,7 @@ def select_model(
             raise
         except Exception as exc:  # one family failing must not sink the run
             log.debug("candidate %s failed", family.name, exc_info=True)
+            errors.append(exc)
             cand.status, cand.note = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         cand.fit_time = time.monotonic() - start
         rate = cand.fit_time / (family.cost * n_fits)
@@ -324,9 +356,11 @@ def select_model(
         if cand.status != "ok" or cand.score is None or not np.isfinite(cand.score):
             continue
         if best is None or sign * cand.score > sign * best[0].score:
-            best = (cand, fitted, oof)
+            best = (cand, fitted, oof, family)
 
     if best is None:
+        if errors and all(isinstance(e, ForgeError) for e in errors):
+            raise errors[0]  # the data or the settings do not fit the families asked for: say so as it is
         failures = [f"{c.family}: {c.note}" for c in candidates if c.note]
         raise TrainingError(
             "no model could be trained within the budget ("
@@ -334,13 +368,21 @@ def select_model(
             + "); raise --time-limit or choose other models"
         )
 
-    winner, fitted, oof = best
-    family = next(f for f, _ in families if f.name == winner.family)
-    emit("stage", {"name": f"refit {winner.family}"})
+    winner, fitted, oof, family = best
     refit_start = time.monotonic()
-    if folds or refit or fitted is None:
+    left = deadline.remaining() - reserve
+    if not refits(family) and fitted is not None:
+        winner.note = (winner.note + "; " if winner.note else "") + "networks are not refitted after holdout selection"
+        final = fitted
+    elif fitted is not None and left < 0.75 * _refit_estimate(winner, n_fits, growth):
+        # A refit cut short by the deadline would be worse than the model already fitted on most of the data.
+        share = "the last fold's fit" if folds else "the fit on the training split"
+        winner.note = (winner.note + "; " if winner.note else "") + f"not refitted ({left:.0f}s left): {share}"
+        final = fitted
+    elif refits(family) or fitted is None:
+        emit("stage", {"name": f"refit {winner.family}"})
         params = _refit_params(family, winner.params, winner.best_iteration, growth)
-        own = Deadline(None if deadline.seconds is None else max(deadline.remaining() - reserve, 0.0))
+        own = Deadline(None if deadline.seconds is None else max(left, 0.0))
         with checkpoint_slot(f"{family.name}-refit"):
             final, _ = fit_pipeline(family, params, problem, X_all, y_all, deadline=own)
     else:
@@ -362,16 +404,18 @@ def _cross_validate(
     folds: list[tuple[np.ndarray, np.ndarray]],
     deadline: Deadline,
     must_finish: bool = False,
-) -> tuple[float, float, dict[str, Any], int | None, bool]:
+) -> tuple[float, float, dict[str, Any], int | None, bool, Any]:
     """Out-of-fold score (and fold std) of one family within `deadline`, each fold getting an equal share
-    of what is left; gives up between folds when the time is gone (unless `must_finish`)."""
+    of what is left; gives up between folds when the time is gone (unless `must_finish`). Also returns
+    the best iteration/size, whether every fold ran, and the last fold's pipeline (kept as the model when
+    no time is left to refit)."""
     n = len(X)
     y_pred = np.empty(n, dtype=object if problem.task == "classification" else float)
     proba = np.zeros((n, len(problem.classes or []))) if problem.task == "classification" else None
     fold_scores, sizes = [], []
     for i, (tr, va) in enumerate(folds):
         if i and not must_finish and deadline.remaining() <= 0:
-            return float("nan"), float("nan"), {}, None, False
+            return float("nan"), float("nan"), {}, None, False, None
         share = None if deadline.seconds is None else max(deadline.remaining(), 0.0) / (len(folds) - i)
         with checkpoint_slot(f"{family.name}-fold{i + 1}"):
             pipe, size = fit_pipeline(family, params, problem, X.iloc[tr], y.iloc[tr], X.iloc[va], y.iloc[va],
@@ -387,4 +431,4 @@ def _cross_validate(
         y_pred = label_array(y_pred)
     score = _score(problem, y, y_pred, proba)
     size = int(np.mean(sizes)) if sizes else None
-    return score, float(np.std(fold_scores)), {"y_pred": y_pred, "proba": proba}, size, True
+    return score, float(np.std(fold_scores)), {"y_pred": y_pred, "proba": proba}, size, True, pipe
