@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "train": "forgeml.pipeline",
+    "tune": "forgeml.tuning.tune",
     "predict": "forgeml.pipeline",
     "evaluate": "forgeml.pipeline",
     "profile": "forgeml.pipeline",

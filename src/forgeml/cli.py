@@ -368,6 +368,82 @@ def ui(
     os.execv(sys.executable, cmd)
 
 
+# ----------------------------------------------------------------------------- tune
+
+
+@app.command()
+def tune(
+    data: Optional[str] = typer.Argument(None, help="data file, SQLAlchemy URL or sklearn://NAME (or data.source in --spec)"),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="column to predict"),
+    models: Optional[str] = typer.Option(None, "--model", "-m", help="the family to tune, e.g. lightgbm"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe | random | grid (default tpe)"),
+    pruner: Optional[str] = typer.Option(None, "--pruner", help="median | hyperband | none (default median)"),
+    trials: Optional[int] = typer.Option(None, "--trials", help="finished trials the study aims for (default 50)"),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="seconds for the search (default 60)"),
+    tuning_workers: Optional[int] = typer.Option(None, "--workers", help="processes running trials on this machine"),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="registered model name"),
+    study: Optional[str] = typer.Option(None, "--study", help="study name (default NAME-FAMILY)"),
+    spec: Optional[Path] = typer.Option(None, "--spec", "-s", help="YAML spec (flags override it)"),
+    task: Optional[str] = typer.Option(None, "--task", help="classification | regression | auto"),
+    metric: Optional[str] = typer.Option(None, "--metric", help="metric to optimise"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="one seed for everything"),
+    join: bool = typer.Option(False, "--join", help="only run trials of the study; the process that started it registers"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+) -> None:
+    """Search a family's hyperparameters (Optuna), refit the best, evaluate and register it.
+
+    Run the same command on more machines with one FORGEML_TRACKING_URI and --join to add workers.
+    """
+    from forgeml.tuning.tune import tune as run_tune
+
+    with _Progress(quiet or as_json) as progress:
+        result = run_tune(
+            data, spec=str(spec) if spec else None, join=join, on_event=progress, target=target, models=models,
+            sampler=sampler, pruner=pruner, trials=trials, time_limit=time_limit, tuning_workers=tuning_workers,
+            name=name, study=study, task=task, metric=metric, seed=seed,
+        )
+    board = result.leaderboard
+    summary = {"study": result.study, "storage": result.storage, "metric": result.metric,
+               "trials": {s: int((board["status"] == s).sum()) for s in ("ok", "pruned", "failed")},
+               "trials_run": result.trials_run, "best_trial": result.best_trial, "best_params": result.best_params}
+    if join:
+        if as_json:
+            _json({**summary, "best_value": result.best_value})
+        else:
+            _print_trials(result.leaderboard, result.metric, summary)
+        return
+    if as_json:
+        _json({**summary, "name": result.name, "version": result.version, "run_id": result.run_id,
+               "family": result.model.family, "metrics": result.metrics,
+               "evaluation": {k: v.get("metrics") for k, v in result.evaluation.items()},
+               "leaderboard": json.loads(board.head(20).to_json(orient="records")),
+               "report": str(result.report_path) if result.report_path else None,
+               "elapsed": round(result.elapsed, 3), "warnings": result.warnings})
+        return
+    _print_trials(board, result.metric, summary)
+    scores = {s: result.evaluation[s]["metrics"].get(result.metric) for s in ("validation", "test") if s in result.evaluation}
+    out.print(f"Best trial {result.best_trial}: " + ", ".join(f"{s} {result.metric} {_fmt(v)}" for s, v in scores.items()))
+    if result.version is not None:
+        out.print(f"Registered [bold]{result.name}/{result.version}[/bold] (run {result.run_id}) in {result.elapsed:.1f}s")
+    if result.report_path:
+        out.print(f"Report: {result.report_path}")
+
+
+def _print_trials(board: Any, metric: str, summary: dict[str, Any], top: int = 10) -> None:
+    from rich.table import Table
+
+    counts = summary["trials"]
+    table = Table(title=f"Study {summary['study']}: {counts['ok']} complete, {counts['pruned']} pruned, "
+                        f"{counts['failed']} failed ({metric}, {'higher' if _greater(metric) else 'lower'} is better)")
+    for col in ("rank", "trial", metric, "std", "fit time (s)", "status", "parameters"):
+        table.add_column(col, justify="left" if col in ("status", "parameters") else "right")
+    for row in board.head(top).to_dict(orient="records"):
+        table.add_row(_fmt(row["rank"], 0), str(row["trial"]), _fmt(row[metric]), _fmt(row["std"]),
+                      _fmt(row["fit_time"], 2), row["status"], row["note"], style="bold green" if row["rank"] == 1 else None)
+    out.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line on stderr and exit code 2."""
     try:  # Typer >= 0.22 vendors click; its usage errors live there
