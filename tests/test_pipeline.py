@@ -212,3 +212,23 @@ def test_an_image_folder_with_one_class_is_refused(tmp_path):
 
     with pytest.raises(DataError, match="has one class '7'; a classifier needs at least two"):
         forgeml.train(make_digit_folder(tmp_path / "one", classes=(7,), per_class=3), register=False)
+
+
+@pytest.mark.slow
+def test_a_long_table_of_steps_trains_per_sequence_and_predicts_from_steps(fresh_home):
+    pytest.importorskip("torch")
+    from tables import make_trends
+
+    trends = make_trends(200)
+    long = pd.DataFrame([{"series_id": f"s{i:03d}", "step": t, "value": v, "direction": row.direction}
+                         for i, row in enumerate(trends.itertuples()) for t, v in enumerate(row.series)])
+    long = long.sample(frac=1.0, random_state=0)  # steps arrive in any order
+    result = forgeml.train(long, target="direction", sequence_id="series_id", sequence_time="step", models="rnn",
+                           epochs=30, name="trends", seed=0)
+    assert result.model.schema.kinds == {"value": "sequence"} and result.metrics["accuracy"] >= 0.85
+    fresh = forgeml.load("trends")
+    preds = fresh.predict_frame(long[long["series_id"].isin(["s000", "s001", "s002"])].drop(columns="direction"))
+    assert preds["series_id"].tolist() == ["s000", "s001", "s002"]
+    assert (preds["prediction"] == trends["direction"].iloc[:3].to_numpy()).mean() >= 2 / 3
+    with pytest.raises(SpecError, match="sequence_id and sequence_time go together"):
+        forgeml.train(long, target="direction", sequence_id="series_id", register=False)

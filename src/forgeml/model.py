@@ -47,6 +47,11 @@ class ForgeModel:
             from forgeml.data.io import read_table
 
             data = read_table(data)
+        sequence = self.metadata.get("sequence")
+        if sequence and sequence["id"] in data.columns and sequence["time"] in data.columns:
+            from forgeml.data.sequences import collapse_long  # a long table, as in training: one row per id
+
+            data = collapse_long(data, sequence["id"], sequence["time"]).set_index(sequence["id"])
         return self.schema.validate(data)
 
     def predict(self, data: pd.DataFrame | str) -> np.ndarray:
@@ -73,6 +78,9 @@ class ForgeModel:
                 out[f"proba_{c}"] = p[:, i]
         else:
             out["prediction"] = self.pipeline.predict(features)
+        sequence = self.metadata.get("sequence")
+        if sequence and features.index.name == sequence["id"]:
+            out = out.reset_index()  # one prediction per sequence, named by its id
         return out
 
     # -- description ------------------------------------------------------------------------

@@ -164,8 +164,6 @@ def train(
 
     emit("stage", {"name": "load data"})
     df, source = _read(data, spec)
-    if not spec.data.target and list(df.columns) == ["image", "label"]:  # an image folder: root/<label>/<image>
-        spec.data.target = "label"
     fingerprint = {**data_fingerprint(df), "source": source}
     if job is not None:
         job.check_data(fingerprint)
@@ -218,6 +216,8 @@ def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -
         schema=FeatureSchema.from_frame(parts.train[used], {c: kinds[c] for c in used}),
         family=selection.winner.family, params=selection.winner.params, classes=classes,
         metadata={"name": spec.output.name, "metric": metric_name, "forgeml_version": __version__,
+                  **({"sequence": {"id": spec.data.sequence_id, "time": spec.data.sequence_time}}
+                     if spec.data.sequence_id else {}),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "test_metrics": evaluation.get("test", {}).get("metrics", {})},
     )
@@ -265,6 +265,12 @@ def _prepare(df: pd.DataFrame, spec: Spec, emit: EventFn) -> Prepared:
     from forgeml.evaluation.metrics import check_metric_fits, default_metric, get_metric
     from forgeml.tuning.automl import Problem
 
+    if not spec.data.target and list(df.columns) == ["image", "label"]:  # an image folder: root/<label>/<image>
+        spec.data.target = "label"
+    if spec.data.sequence_id:  # a long table: one row per sequence, its numeric columns as lists of steps
+        from forgeml.data.sequences import collapse_long
+
+        df = collapse_long(df, spec.data.sequence_id, spec.data.sequence_time, spec.data.target)
     _check_columns(df, spec.data.ignore_columns, "ignored column")
     _check_columns(df, spec.data.id_columns, "id column")
     _check_columns(df, [c for c in (spec.split.group_column, spec.split.time_column) if c], "split column")
@@ -282,6 +288,8 @@ def _prepare(df: pd.DataFrame, spec: Spec, emit: EventFn) -> Prepared:
 
     emit("stage", {"name": "profile"})
     excluded = {target, *spec.data.ignore_columns, *spec.data.id_columns}
+    if spec.data.sequence_id:
+        excluded.add(spec.data.sequence_id)
     candidates_cols = [c for c in df.columns if c not in excluded]
     kinds = infer_kinds(df[candidates_cols], overrides=spec.data.column_kinds)
     features = [c for c in candidates_cols if kinds[c] != "identifier"]

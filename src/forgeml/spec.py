@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from forgeml.errors import SpecError, did_you_mean
 
 Task = Literal["auto", "classification", "regression"]
-ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier"]
+ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "image", "sequence", "identifier"]
 DatetimePart = Literal["year", "month", "day", "dayofweek", "dayofyear", "hour", "minute", "is_weekend", "elapsed_days"]
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -44,6 +44,16 @@ class DataSpec(_Section):
     column_kinds: dict[str, ColumnKind] = Field(
         default_factory=dict, description="override inferred kinds, e.g. {zip: categorical}"
     )
+    sequence_id: str | None = Field(
+        None, description="a long table of sequences: the column naming each sequence (one row per step)"
+    )
+    sequence_time: str | None = Field(None, description="with sequence_id: the column ordering the steps")
+
+    @model_validator(mode="after")
+    def _sequence_pair(self) -> DataSpec:
+        if (self.sequence_id is None) != (self.sequence_time is None):
+            raise ValueError("sequence_id and sequence_time go together: set both or neither")
+        return self
 
 
 class PreprocessingSpec(_Section):
@@ -383,6 +393,8 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "metric": ("training", "metric"),
     "refit": ("training", "refit"),
     "validation": ("training", "validation"),
+    "sequence_id": ("data", "sequence_id"),
+    "sequence_time": ("data", "sequence_time"),
     "name": ("output", "name"),
     "report": ("output", "report"),
     "description": ("output", "description"),

@@ -8,6 +8,7 @@ import pytest
 
 from forgeml.data.sequences import (
     SequenceCells,
+    collapse_long,
     SequenceSummary,
     is_sequence_column,
     sequences_from_lists,
@@ -98,3 +99,18 @@ def test_summary_statistics_per_sequence():
     assert out[2, 0] == 0 and np.isnan(out[2, 1:]).all()  # empty: length 0, the rest imputed downstream
     with pytest.raises(DataError, match="2 features per step; training had 1"):
         summary.transform(pd.DataFrame({"s": [[[1, 2], [3, 4]]]}))
+
+
+def test_a_long_table_collapses_to_one_row_per_sequence(long):
+    table = long.assign(site=["north", "south", "south", "north", "south", "north", "north"],
+                        label=["hot", "cold", "cold", "hot", "cold", "hot", "hot"])
+    out = collapse_long(table, "sensor", "t", target="label")
+    assert out["sensor"].tolist() == ["a", "b"] and out["label"].tolist() == ["cold", "hot"]
+    assert out["temp"].tolist() == [[11.0, 12.0, 13.0], [19.0, 20.0, 21.0, 22.0]]  # steps in time order
+    assert out["site"].tolist() == ["south", "north"]
+    with pytest.raises(DataError, match="the target changes within sequence 'a'; one label per sequence"):
+        collapse_long(table.assign(label=["x", "y", "z", "x", "y", "x", "x"]), "sensor", "t", target="label")
+    with pytest.raises(DataError, match="column 'site' changes within sequence"):
+        collapse_long(table.assign(site=list("abcdefg")), "sensor", "t")
+    with pytest.raises(DataError, match="sequence time column 'sensr' not found; did you mean 'sensor'"):
+        collapse_long(table, "sensor", "sensr")

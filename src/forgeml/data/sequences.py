@@ -192,3 +192,37 @@ class SequenceSummary(TransformerMixin, BaseEstimator):
         names = list(input_features) if input_features is not None else [f"x{j}" for j in range(self.n_features_in_)]
         return np.asarray([f"{name}_{stat}{'' if width == 1 else f'_{k}'}" for name, width in zip(names, self.widths_, strict=True)
                            for stat in SUMMARY for k in range(width)], dtype=object)
+
+
+def collapse_long(df: pd.DataFrame, id_column: str, time_column: str, target: str | None = None) -> pd.DataFrame:
+    """A long table (one row per id and time step) -> one row per sequence, ids in sorted order.
+
+    Numeric columns become list columns (the steps in time order); other columns must hold one value
+    per sequence (static attributes) and keep it; so must the target: one label per sequence. The id
+    column stays as a column. DataError names any column that breaks these rules.
+    """
+    for name, what in ((id_column, "sequence id column"), (time_column, "sequence time column")):
+        if name not in df.columns:
+            raise DataError(f"{what} '{name}' not found{did_you_mean(name, df.columns)}")
+    if df[id_column].isna().any():
+        raise DataError(f"sequence id column '{id_column}' has {int(df[id_column].isna().sum())} missing values; "
+                        "every step needs its sequence id")
+    ordered = df.sort_values([id_column, time_column], kind="stable")
+    groups = ordered.groupby(id_column, sort=True)
+    out = pd.DataFrame({id_column: list(groups.groups)})
+    for column in ordered.columns:
+        if column in (id_column, time_column):
+            continue
+        varying = groups[column].nunique(dropna=False) > 1
+        numeric = pd.api.types.is_numeric_dtype(ordered[column]) and not pd.api.types.is_bool_dtype(ordered[column])
+        if column == target or not numeric:
+            if varying.any():
+                example = varying[varying].index[0]
+                what = "the target" if column == target else f"column '{column}'"
+                fix = "one label per sequence is needed" if column == target else \
+                    "a non-numeric column must hold one value per sequence; leave it out with ignore_columns"
+                raise DataError(f"{what} changes within sequence {example!r}; {fix}")
+            out[column] = groups[column].first().to_numpy()
+        else:
+            out[column] = [values.tolist() for _, values in groups[column]]
+    return out
