@@ -55,11 +55,13 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(fresh_h
     options = dict(MLP, validation=validation)
     reference = forgeml.train(cancer, register=False, **options)
     with pytest.raises(Interrupted, match=r"resume with: forgeml train --resume [0-9a-f]{12}") as info:
-        forgeml.train(cancer, register=False, on_event=_interrupt_at_epoch(3, fits_to_skip=1), **options)
+        # cv: fold 1 completes, fold 2 is interrupted; holdout: the one fit (networks are not refitted after it)
+        skip = 1 if validation == "cv" else 0
+        forgeml.train(cancer, register=False, on_event=_interrupt_at_epoch(3, fits_to_skip=skip), **options)
     job_id = re.search(r"--resume ([0-9a-f]{12})", str(info.value)).group(1)
     folder = jobs_root() / job_id
     assert (folder / "job.json").is_file()
-    assert [p.name for p in folder.iterdir() if p.is_dir()] == [f"mlp-{'fold2' if validation == 'cv' else 'refit'}"]
+    assert [p.name for p in folder.iterdir() if p.is_dir()] == [f"mlp-{'fold2' if validation == 'cv' else 'holdout'}"]
 
     resumed = forgeml.train(cancer, register=False, resume=job_id)
     assert not folder.exists()  # a finished job leaves nothing behind

@@ -22,7 +22,9 @@ def cancer_result():
 def test_train_registers_a_version_with_a_leaderboard_and_report(cancer_result):
     r = cancer_result
     assert r.version is not None and r.run_id
-    assert set(r.leaderboard["family"]) == {"linear", "lightgbm"}
+    assert set(r.leaderboard["family"]) == {"linear", "lightgbm", "ensemble"}  # an ensemble is always considered
+    ensemble = r.leaderboard[r.leaderboard["family"] == "ensemble"].iloc[0]
+    assert ensemble["status"] in {"ok", "skipped"} and ensemble["config"] in {"greedy", "stacked"}
     assert r.leaderboard.loc[0, "rank"] == 1
     assert r.metric == "roc_auc"
     assert r.metrics["roc_auc"] > 0.95 and r.metrics["accuracy"] > 0.9
@@ -85,7 +87,8 @@ def test_same_seed_same_split_same_model_same_numbers():
     runs = [forgeml.train("sklearn://wine", target="target", models="random_forest,linear", time_limit=None,
                           register=False, seed=7, report=False) for _ in range(2)]
     assert runs[0].evaluation == runs[1].evaluation
-    pd.testing.assert_frame_equal(runs[0].leaderboard.drop(columns="fit_time"), runs[1].leaderboard.drop(columns="fit_time"))
+    timings = ["fit_time", "predict_time_per_row"]
+    pd.testing.assert_frame_equal(runs[0].leaderboard.drop(columns=timings), runs[1].leaderboard.drop(columns=timings))
 
 
 def _store_is_empty() -> bool:

@@ -94,12 +94,14 @@ def _print_result(result: Any) -> None:
     from rich.table import Table
 
     board = Table(title=f"Leaderboard ({result.metric}, {'higher' if _greater(result.metric) else 'lower'} is better)")
-    for col in ("rank", "family", result.metric, "std", "fit time (s)", "status"):
-        board.add_column(col, justify="right" if col not in ("family", "status") else "left")
+    for col in ("rank", "model", result.metric, "std", "fit time (s)", "predict (ms/row)", "status"):
+        board.add_column(col, justify="right" if col not in ("model", "status") else "left")
     for row in result.leaderboard.to_dict(orient="records"):
         style = "bold green" if row["rank"] == 1 else None
         board.add_row(_fmt(row["rank"], 0),
-                      row["family"], _fmt(row[result.metric]), _fmt(row["std"]), _fmt(row["fit_time"], 2),
+                      row["family"] if row.get("config", "default") == "default" else f"{row['family']} ({row['config']})",
+                      _fmt(row[result.metric]), _fmt(row["std"]), _fmt(row["fit_time"], 2),
+                      _fmt(None if row.get("predict_time_per_row") is None else 1000 * row["predict_time_per_row"], 4),
                       row["status"] if not row["note"] else f"{row['status']}: {row['note']}", style=style)
     out.print(board)
     scores = Table(title="Scores of the final model")
@@ -138,6 +140,7 @@ def train(
     task: Optional[str] = typer.Option(None, "--task", help="classification | regression | auto"),
     metric: Optional[str] = typer.Option(None, "--metric", help="metric to optimise"),
     models: Optional[str] = typer.Option(None, "--models", help="'auto' or comma-separated families"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="models: auto: fast | balanced | best"),
     seed: Optional[int] = typer.Option(None, "--seed", help="one seed for everything"),
     query: Optional[str] = typer.Option(None, "--query", help="SQL query when DATA is a database URL"),
     ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="column to leave out (repeatable)"),
@@ -158,7 +161,8 @@ def train(
     with _Progress(quiet or as_json) as progress:
         result = run_train(
             data, spec=str(spec) if spec else None, on_event=progress, target=target, time_limit=time_limit,
-            name=name, task=task, metric=metric, models=models, seed=seed, query=query, ignore_columns=ignore or None,
+            name=name, task=task, metric=metric, models=models, preset=preset, seed=seed, query=query,
+            ignore_columns=ignore or None,
             id_columns=id_column or None, group_column=group_column, time_column=time_column,
             epochs=epochs, batch_size=batch_size, device=device, workers=workers, resume=resume,
         )

@@ -89,12 +89,14 @@ def _check_columns(df: pd.DataFrame, names: list[str], what: str) -> None:
 
 
 def _candidates(spec: Spec, task: str, kinds: dict[str, str]) -> list[tuple[Any, dict[str, Any]]]:
-    from forgeml.models.zoo import auto_families, get_family
+    from forgeml.models.zoo import get_family
+    from forgeml.tuning.portfolio import portfolio
 
     # Neural families take the spec's `neural` section (only what the user set: NeuralSpec keeps the defaults).
     neural = spec.neural.model_dump(mode="json", exclude_unset=True)
     if spec.models == "auto":
-        return [(f, dict(neural) if f.neural else {}) for f in auto_families(task, kinds) if _available(f)]
+        return [(f, {**neural, **p} if f.neural else p, config)
+                for f, p, config in portfolio(task, kinds, spec.training.preset) if _available(f)]
     chosen = []
     for choice in spec.models:
         family = get_family(choice.family)
@@ -191,7 +193,10 @@ def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -
     prep = _prepare(df, spec, emit)
     task, target, features, kinds, profile, parts = prep.task, prep.target, prep.features, prep.kinds, prep.profile, prep.parts
     classes, metric_name, metric, problem, warnings = prep.classes, prep.metric_name, prep.metric, prep.problem, prep.warnings
+    from forgeml.tuning.portfolio import PRESET_SETTINGS
+
     families = _candidates(spec, task, kinds)
+    preset = PRESET_SETTINGS[spec.training.preset]
     trainval, folds = _validation_folds(spec, prep)
     limit = spec.training.time_limit
     # kept back from fitting: refit, evaluation, importance and registration
@@ -204,6 +209,7 @@ def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -
             (parts.train[features], parts.train[target]),
             (parts.validation[features], parts.validation[target]),
             folds=folds, deadline=deadline, reserve=reserve, refit=spec.training.refit, on_event=on_event,
+            tune_share=preset.tune_share if spec.models == "auto" else 0.0, ensemble=preset.ensemble,
         )
 
     emit("stage", {"name": "evaluate"})
@@ -321,7 +327,7 @@ def _validation_folds(spec: Spec, prep: Prepared) -> tuple[pd.DataFrame, list[tu
     # Images and sequences are scored on the validation split: a network per fold costs too much of the budget.
     whole = any(kind in ("image", "sequence") for kind in prep.kinds.values())
     use_cv = mode == "cv" or len(parts.validation) == 0 or (
-        mode == "auto" and len(trainval) <= spec.training.cv_max_rows and not whole)
+        mode == "auto" and len(trainval) <= spec.training.cv_max_rows and not whole and spec.training.preset != "fast")
     folds = cv_folds(trainval, prep.target, spec.split, prep.task, spec.split_seed) if use_cv else None
     return trainval, folds
 
@@ -353,11 +359,12 @@ def _evaluate_splits(selection, problem, parts, features, target, trainval) -> d
     out: dict[str, dict[str, Any]] = {"train": run(selection.pipeline, train)}
     if len(train) < len(parts.train):
         out["train"]["note"] = f"on a sample of {TRAIN_EVAL_ROWS:,} of {len(parts.train):,} training rows"
-    if selection.mode == "cv" and selection.oof:
-        oof = selection.oof
-        out["validation"] = evaluate_predictions(problem.task, np.asarray(trainval[target]), oof["y_pred"],
+    if selection.oof and (selection.mode == "cv" or selection.ensemble):
+        oof, scored = selection.oof, trainval if selection.mode == "cv" else parts.validation
+        out["validation"] = evaluate_predictions(problem.task, np.asarray(scored[target]), oof["y_pred"],
                                                  oof["proba"], problem.classes)
-        out["validation"]["note"] = "out-of-fold predictions over train + validation"
+        out["validation"]["note"] = ("out-of-fold predictions over train + validation" if selection.mode == "cv"
+                                     else "the members' validation predictions, combined")
     elif len(parts.validation):
         out["validation"] = run(selection.holdout_pipeline or selection.pipeline, parts.validation)
     if len(parts.test):

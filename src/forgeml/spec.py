@@ -113,7 +113,8 @@ class SplitSpec(_Section):
     )
     group_column: str | None = Field(None, description="rows sharing a value stay in one split")
     time_column: str | None = Field(None, description="split in time order: train on the past, test on the future")
-    folds: int = Field(5, ge=2, description="folds for cross-validation helpers")
+    folds: int = Field(5, ge=2, description="folds for cross-validation (model selection on small data)")
+    repeats: int = Field(1, ge=1, description="repeat cross-validation with reshuffled folds; predictions are averaged")
     seed: int | None = Field(None, description="split seed (default: the spec's seed)")
 
     @model_validator(mode="after")
@@ -127,6 +128,8 @@ class SplitSpec(_Section):
             raise ValueError("strategy 'group' needs group_column")
         if self.strategy == "time" and not self.time_column:
             raise ValueError("strategy 'time' needs time_column")
+        if self.repeats > 1 and (self.strategy == "time" or (self.strategy == "auto" and self.time_column)):
+            raise ValueError("repeats > 1 reshuffles folds, which time-ordered splits cannot do; set repeats to 1")
         return self
 
 
@@ -153,6 +156,10 @@ class TrainingSpec(_Section):
     time_limit: float | None = Field(60, gt=0, description="seconds for the whole run, fitting included (null: no limit)")
     metric: str | None = Field(
         None, description="metric to optimise (default: roc_auc for binary, log_loss for multiclass, rmse for regression)"
+    )
+    preset: Literal["fast", "balanced", "best"] = Field(
+        "balanced", description="models: auto tries fast (a few cheap families), balanced (a portfolio, tuning of "
+        "the leader, an ensemble) or best (more variants, more tuning)"
     )
     refit: bool = Field(True, description="refit the winner on train + validation before the test evaluation")
     validation: Literal["auto", "holdout", "cv"] = Field(
@@ -393,6 +400,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "metric": ("training", "metric"),
     "refit": ("training", "refit"),
     "validation": ("training", "validation"),
+    "preset": ("training", "preset"),
     "sequence_id": ("data", "sequence_id"),
     "sequence_time": ("data", "sequence_time"),
     "name": ("output", "name"),

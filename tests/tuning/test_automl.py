@@ -82,10 +82,20 @@ def test_with_no_time_left_the_first_candidate_still_gives_a_model(wine):
 
 
 def test_all_candidates_failing_raises_a_training_error(wine):
+    from forgeml.errors import SpecError
+    from forgeml.models.zoo import Family
+
     X, y = wine
     problem = _problem(X, y)
-    with pytest.raises(TrainingError, match="no model could be trained.*linear: SpecError"):
+    with pytest.raises(SpecError, match="invalid hyperparameter"):  # the user's own mistake, said as it is
         select_model([(get_family("linear"), {"max_iter": "many"})], problem, (X, y), (X.iloc[:0], y.iloc[:0]),
+                     folds=_folds(len(X), 3), deadline=Deadline(None), reserve=0, refit=True)
+
+    def broken(task, params, seed):
+        raise RuntimeError("library crashed")
+
+    with pytest.raises(TrainingError, match="no model could be trained.*broken: RuntimeError: library crashed"):
+        select_model([(Family("broken", ("classification",), broken), {})], problem, (X, y), (X.iloc[:0], y.iloc[:0]),
                      folds=_folds(len(X), 3), deadline=Deadline(None), reserve=0, refit=True)
 
 
@@ -156,3 +166,55 @@ def test_boosting_stops_adding_trees_at_its_deadline(family, wine):
                               deadline=Deadline(1.0, start=0.0))  # long past: one round, then the callback stops
     assert trees == 1 and fit.named_steps["model"].n_estimators_ == 1
     assert fit.predict_proba(X).shape == (len(X), 3)
+
+
+def test_an_ensemble_is_kept_only_when_it_beats_the_best_single_model(wine):
+    X, y = wine
+    problem = _problem(X, y)
+    fams = [(get_family("naive_bayes"), {}), (get_family("linear"), {}), (get_family("decision_tree"), {}),
+            (get_family("knn"), {})]
+    sel = select_model(fams, problem, (X, y), (X.iloc[:0], y.iloc[:0]), folds=_folds(len(X), 5),
+                       deadline=Deadline(None), reserve=0, refit=True, ensemble=True)
+    board = sel.leaderboard.set_index("family")
+    singles = board.drop(index="ensemble")
+    best_single = singles["score"].min()  # log_loss: lower is better
+    row = board.loc["ensemble"]
+    assert row["config"] in {"greedy", "stacked"} and np.isfinite(row["score"])
+    if sel.ensemble:
+        assert row["status"] == "ok" and row["score"] < best_single
+        assert sel.winner.family == "ensemble" and sel.oof["proba"].shape == (len(X), 3)
+        proba = sel.pipeline.predict_proba(X)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    else:
+        assert row["status"] == "skipped" and "does not beat" in row["note"]
+    assert singles["predict_time_per_row"].gt(0).all()  # every scored candidate says what a prediction costs
+
+
+def test_tuning_the_leader_adds_trials_as_candidates(wine):
+    X, y = wine
+    problem = _problem(X, y)
+    sel = select_model([(get_family("decision_tree"), {}), (get_family("naive_bayes"), {})], problem, (X, y),
+                       (X.iloc[:0], y.iloc[:0]), folds=_folds(len(X), 3), deadline=Deadline(20), reserve=0, refit=True,
+                       tune_share=0.5)
+    tuned = sel.leaderboard[sel.leaderboard["config"].str.startswith("tuned")]
+    leader = sel.leaderboard.iloc[:2].sort_values("score").iloc[0]["family"]
+    assert len(tuned) >= 3 and set(tuned["family"]) == {leader}
+    assert tuned["status"].eq("ok").all()
+
+
+def test_repeated_cross_validation_averages_each_rows_predictions(wine):
+    from forgeml.data.split import cv_folds
+    from forgeml.spec import SplitSpec
+
+    X, y = wine
+    frame = X.assign(label=y.to_numpy())
+    folds = cv_folds(frame, "label", SplitSpec(folds=3, repeats=2), "classification", seed=0)
+    assert len(folds) == 6
+    assert all(np.bincount(np.concatenate([va for _, va in folds]), minlength=len(X)) == 2)
+    problem = _problem(X, y)
+    sel = select_model([(get_family("linear"), {})], problem, (X, y), (X.iloc[:0], y.iloc[:0]), folds=folds,
+                       deadline=Deadline(None), reserve=0, refit=True)
+    np.testing.assert_allclose(sel.oof["proba"].sum(axis=1), 1.0)
+    assert sel.winner.std is not None and sel.winner.std > 0
+    with pytest.raises(ValueError, match="repeats > 1 reshuffles folds"):
+        SplitSpec(time_column="t", repeats=2)

@@ -65,7 +65,18 @@ def cv_folds(
 
     StratifiedKFold for classification, GroupKFold with a group column, TimeSeriesSplit (in time
     order) with a time column, KFold otherwise; shuffled with `seed` where the splitter allows.
+    With spec.repeats > 1 the folds are made again with seeds seed + 1, ... and appended: every row
+    is then scored `repeats` times (out-of-fold predictions are averaged).
     """
+    folds = _folds(df, target, spec, task, seed, n_folds)
+    for r in range(1, spec.repeats):
+        folds += _folds(df, target, spec, task, seed + r, n_folds)
+    return folds
+
+
+def _folds(
+    df: pd.DataFrame, target: str, spec: SplitSpec, task: str, seed: int, n_folds: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
 
     _check_column(df, spec.group_column, "group_column")

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 EventFn = Callable[[str, dict[str, Any]], None]
 SMALL_DATA_ROWS = 20_000
+ENSEMBLE_POOL = 8  # the best candidates an ensemble may draw from (more adds overfitting, not accuracy)
 # The boosting families (early-stopped, refitted at their best size) -> their thread-count parameter.
 _BOOSTING = {"lightgbm": "n_jobs", "catboost": "thread_count", "xgboost": "n_jobs"}
 
@@ -56,10 +57,14 @@ class Candidate:
     fit_time: float = 0.0
     note: str = ""
     best_iteration: int | None = None
+    config: str = "default"  # default | a portfolio variant | tuned #n | greedy / stacked (ensembles)
+    predict_time: float | None = None  # seconds per row, measured on the validation predictions
 
     def row(self) -> dict[str, Any]:
-        return {"family": self.family, "score": self.score, "std": self.std, "fit_time": round(self.fit_time, 3),
-                "status": self.status, "note": self.note}
+        per_row = None if self.predict_time is None else float(f"{self.predict_time:.3g}")
+        return {"family": self.family, "config": self.config, "score": self.score, "std": self.std,
+                "fit_time": round(self.fit_time, 3), "predict_time_per_row": per_row, "status": self.status,
+                "note": self.note}
 
 
 @dataclass
@@ -73,6 +78,7 @@ class Selection:
     candidates: list[Candidate] = field(default_factory=list)
     mode: str = "holdout"
     refit_time: float = 0.0
+    ensemble: bool = False  # the pipeline is an ensemble of several candidates
 
     @property
     def fit_seconds(self) -> float:
@@ -82,7 +88,8 @@ class Selection:
     @property
     def leaderboard(self) -> pd.DataFrame:
         return pd.DataFrame([c.row() for c in self.candidates],
-                            columns=["family", "score", "std", "fit_time", "status", "note"])
+                            columns=["family", "config", "score", "std", "fit_time", "predict_time_per_row", "status",
+                                     "note"])
 
 
 @dataclass
@@ -264,8 +271,18 @@ def _refit_estimate(cand: Candidate, n_fits: int, growth: float) -> float:
     return cand.fit_time / max(n_fits, 1) * growth
 
 
+@dataclass
+class _Entry:
+    """One scored candidate: what an ensemble or the final refit needs of it."""
+
+    cand: Candidate
+    family: Family
+    fitted: Any  # holdout mode: the fit on train; cv mode: the last fold's fit (None when not kept)
+    preds: Any  # out-of-fold (cv) or validation (holdout) probabilities (classification) or values
+
+
 def select_model(
-    families: list[tuple[Family, dict[str, Any]]],
+    families: list[tuple[Family, dict[str, Any]] | tuple[Family, dict[str, Any], str]],
     problem: Problem,
     train: tuple[pd.DataFrame, pd.Series],
     validation: tuple[pd.DataFrame, pd.Series],
@@ -275,72 +292,78 @@ def select_model(
     reserve: float,
     refit: bool,
     on_event: EventFn | None = None,
+    tune_share: float = 0.0,
+    ensemble: bool = False,
 ) -> Selection:
-    """Fit each (family, params) in order within the deadline and return the best by the problem's metric.
+    """Fit each (family, params[, config name]) in order within the deadline and return the best by the
+    problem's metric.
 
     reserve: seconds kept for evaluation and registration; the refit of the current best is kept on top.
     folds: positional (train_idx, val_idx) over train + validation concatenated; when given, candidates
     are scored by out-of-fold predictions (cv mode), otherwise on the validation split (holdout mode).
     Each candidate gets a deadline of its own (what is left after the reserves), which LightGBM's
     callback and growable ensembles obey, so one slow family cannot eat the whole budget.
+    tune_share: share of the time left after the portfolio spent on a TPE search of the leading family
+    (its trials join the candidates). ensemble: try greedy ensemble selection and stacking over the
+    candidates' out-of-fold (or validation) predictions; kept only when it beats the best single model.
     """
     emit = on_event or (lambda _event, _payload: None)
     X_tr, y_tr = train
     X_va, y_va = validation
     X_all = pd.concat([X_tr, X_va]) if len(X_va) else X_tr
     y_all = pd.concat([y_tr, y_va]) if len(y_va) else y_tr
+    y_scored = y_all if folds else y_va
     mode = "cv" if folds else "holdout"
     n_fits = len(folds) if folds else 1
-    growth = 1.0 / (1.0 - 1.0 / len(folds)) if folds else len(X_all) / max(len(X_tr), 1)
+    # how much more data the final refit sees than one scoring fit
+    growth = len(X_all) / max(np.mean([len(tr) for tr, _ in folds]), 1) if folds else len(X_all) / max(len(X_tr), 1)
     sign = 1.0 if problem.metric.greater_is_better else -1.0
     candidates: list[Candidate] = []
+    entries: list[_Entry] = []
     errors: list[Exception] = []
-    best: tuple[Candidate, Any, dict | None, Family] | None = None
+    best: _Entry | None = None
+    seconds_per_cost: float | None = None
 
     def refits(family: Family) -> bool:
         """Whether the winner is refitted on train + validation: always after CV; after holdout selection
         when asked, except networks (early-stopped on held-out rows already, and the costliest to refit)."""
         return bool(folds) or (refit and not family.neural)
-    seconds_per_cost: float | None = None
 
     def skip(cand: Candidate, note: str) -> None:
         cand.status, cand.note = "skipped", note
         emit("candidate", cand.row())
 
-    for family, params in families:
-        cand = Candidate(family.name, params)
+    def held() -> float:
+        return reserve + (_refit_estimate(best.cand, n_fits, growth) if best and refits(best.family) else 0.0)
+
+    def run(family: Family, params: dict[str, Any], config: str, budget: float, first: bool) -> Candidate:
+        """Score one configuration within `budget` seconds; record it; keep it when it is the best."""
+        nonlocal best, seconds_per_cost
+        cand = Candidate(family.name, params, config=config)
         candidates.append(cand)
-        held = reserve + (_refit_estimate(best[0], n_fits, growth) if best and refits(best[3]) else 0.0)
-        budget = deadline.remaining() - held
-        if family.max_rows is not None and len(X_all) > family.max_rows:
-            skip(cand, f"more than {family.max_rows:,} rows")
-            continue
-        if best is not None and budget <= 0:
-            skip(cand, "no time left")
-            continue
-        if seconds_per_cost is not None:
-            # Estimated from the slowest rate seen so far; the refit adds about one more fit.
-            estimate = seconds_per_cost * family.cost * (n_fits + growth)
-            if estimate > budget and not family.grow:
-                skip(cand, f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left")
-                continue
         # The first candidate always runs and finishes (a run must end with a model); with no best yet to
         # hold a refit reserve for, it shares its budget with its own refit (when it will have one).
-        share = 1.0 if best or not refits(family) else 1.0 + growth / n_fits
+        share = 1.0 + growth / n_fits if first and refits(family) else 1.0
         own = Deadline(None if deadline.seconds is None else max(budget, 0.0) / share)
-        emit("candidate_start", {"family": family.name})
+        emit("candidate_start", {"family": family.name, "config": config})
         start = time.monotonic()
+        preds = fitted = None
         try:
             if folds:
                 cand.score, cand.std, oof, cand.best_iteration, complete, fitted = _cross_validate(
-                    family, params, problem, X_all, y_all, folds, own, must_finish=best is None)
+                    family, params, problem, X_all, y_all, folds, own, must_finish=first)
+                cand.predict_time = oof.get("predict_time", 0.0) / max(len(X_all), 1) if complete else None
+                preds = oof.get("proba") if problem.task == "classification" else oof.get("y_pred")
                 if not complete:
                     cand.status, cand.note = "timeout", "budget ran out between folds"
             else:
                 with checkpoint_slot(f"{family.name}-holdout"):
                     fitted, cand.best_iteration = fit_pipeline(family, params, problem, X_tr, y_tr, X_va, y_va, own)
+                tick = time.perf_counter()
                 y_pred, proba = predictions(fitted, X_va, problem)
-                cand.score, oof = _score(problem, y_va, y_pred, proba), None
+                cand.predict_time = (time.perf_counter() - tick) / max(len(X_va), 1)
+                cand.score = _score(problem, y_va, y_pred, proba)
+                preds = proba if problem.task == "classification" else y_pred
             if family.grow and cand.best_iteration and cand.best_iteration < _size(family, problem.task, params):
                 cand.note = f"{cand.best_iteration} of {_size(family, problem.task, params)} {family.grow} in the budget"
         except Interrupted:
@@ -354,9 +377,40 @@ def select_model(
         seconds_per_cost = rate if seconds_per_cost is None else max(seconds_per_cost, rate)
         emit("candidate", cand.row())
         if cand.status != "ok" or cand.score is None or not np.isfinite(cand.score):
+            return cand
+        entry = _Entry(cand, family, fitted, preds)
+        entries.append(entry)
+        if best is None or sign * cand.score > sign * best.cand.score:
+            if best is not None and folds:
+                best.fitted = None  # only the leader's last-fold fit is kept (the no-time-to-refit fallback)
+            best = entry
+        elif folds:
+            entry.fitted = None
+        return cand
+
+    for entry in families:
+        family, params = entry[0], entry[1]
+        config = entry[2] if len(entry) > 2 else "default"
+        budget = deadline.remaining() - held()
+        if family.max_rows is not None and len(X_all) > family.max_rows:
+            cand = Candidate(family.name, params, config=config)
+            candidates.append(cand)
+            skip(cand, f"more than {family.max_rows:,} rows")
             continue
-        if best is None or sign * cand.score > sign * best[0].score:
-            best = (cand, fitted, oof, family)
+        if best is not None and budget <= 0:
+            cand = Candidate(family.name, params, config=config)
+            candidates.append(cand)
+            skip(cand, "no time left")
+            continue
+        if seconds_per_cost is not None:
+            # Estimated from the slowest rate seen so far; the refit adds about one more fit.
+            estimate = seconds_per_cost * family.cost * (n_fits + growth)
+            if estimate > budget and not family.grow:
+                cand = Candidate(family.name, params, config=config)
+                candidates.append(cand)
+                skip(cand, f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left")
+                continue
+        run(family, params, config, budget, first=best is None)
 
     if best is None:
         if errors and all(isinstance(e, ForgeError) for e in errors):
@@ -368,27 +422,160 @@ def select_model(
             + "); raise --time-limit or choose other models"
         )
 
-    winner, fitted, oof, family = best
+    if tune_share > 0 and deadline.seconds is not None:
+        _tune_leader(best, entries, problem, deadline, held, tune_share, run, emit)
+
     refit_start = time.monotonic()
+    final = _ensemble(entries, best, problem, y_scored, X_all, y_all, deadline, reserve, refits, n_fits, growth,
+                      candidates, emit) if ensemble and len(entries) > 1 else None
+    if final is not None:
+        winner, pipeline, scored = final
+        return Selection(winner=winner, pipeline=pipeline, holdout_pipeline=None, oof=scored, candidates=candidates,
+                         mode=mode, refit_time=time.monotonic() - refit_start, ensemble=True)
+
+    winner, fitted, oof, family = best.cand, best.fitted, _oof_of(best, problem), best.family
     left = deadline.remaining() - reserve
     if not refits(family) and fitted is not None:
         winner.note = (winner.note + "; " if winner.note else "") + "networks are not refitted after holdout selection"
-        final = fitted
+        final_pipe = fitted
     elif fitted is not None and left < 0.75 * _refit_estimate(winner, n_fits, growth):
         # A refit cut short by the deadline would be worse than the model already fitted on most of the data.
         share = "the last fold's fit" if folds else "the fit on the training split"
         winner.note = (winner.note + "; " if winner.note else "") + f"not refitted ({left:.0f}s left): {share}"
-        final = fitted
+        final_pipe = fitted
     elif refits(family) or fitted is None:
         emit("stage", {"name": f"refit {winner.family}"})
         params = _refit_params(family, winner.params, winner.best_iteration, growth)
         own = Deadline(None if deadline.seconds is None else max(left, 0.0))
         with checkpoint_slot(f"{family.name}-refit"):
-            final, _ = fit_pipeline(family, params, problem, X_all, y_all, deadline=own)
+            final_pipe, _ = fit_pipeline(family, params, problem, X_all, y_all, deadline=own)
     else:
-        final = fitted
-    return Selection(winner=winner, pipeline=final, holdout_pipeline=fitted if not folds else None,
-                     oof=oof, candidates=candidates, mode=mode, refit_time=time.monotonic() - refit_start)
+        final_pipe = fitted
+    return Selection(winner=winner, pipeline=final_pipe, holdout_pipeline=fitted if not folds else None,
+                     oof=oof if folds else None, candidates=candidates, mode=mode,
+                     refit_time=time.monotonic() - refit_start)
+
+
+def _oof_of(entry: _Entry, problem: Problem) -> dict[str, Any] | None:
+    """The {"y_pred", "proba"} out-of-fold predictions of a cv-mode entry, from its kept predictions."""
+    if entry.preds is None:
+        return None
+    if problem.task == "classification":
+        proba = np.asarray(entry.preds)
+        return {"y_pred": label_array(problem.classes or [])[proba.argmax(axis=1)], "proba": proba}
+    return {"y_pred": np.asarray(entry.preds), "proba": None}
+
+
+def _tune_leader(best, entries, problem, deadline, held, share, run, emit) -> None:
+    """A seeded TPE search of the leading family's space in `share` of the time left; trials are candidates."""
+    from forgeml.tuning.search import family_space, make_sampler, suggest
+
+    leader = best
+    if not leader.family.space or leader.family.neural:
+        return
+    try:
+        import optuna
+
+        space = family_space(leader.family, problem.task, {}, None)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize" if problem.metric.greater_is_better else "minimize",
+                                    sampler=make_sampler("tpe", space, seed=problem.seed))
+    except Exception:  # a space the search cannot take: no tuning, the portfolio stands
+        log.debug("tuning %s skipped", leader.family.name, exc_info=True)
+        return
+    stop_at = deadline.elapsed() + share * max(deadline.remaining() - held(), 0.0)
+    emit("stage", {"name": f"tune {leader.family.name}"})
+    number = 0
+    while True:
+        per_trial = leader.cand.fit_time
+        if deadline.elapsed() + per_trial > stop_at:
+            break
+        trial = study.ask()
+        params = {**leader.cand.params, **suggest(trial, space)}
+        number += 1
+        cand = run(leader.family, params, f"tuned #{number}", min(per_trial * 1.5, deadline.remaining() - held()),
+                   first=False)
+        if cand.status == "ok" and cand.score is not None and np.isfinite(cand.score):
+            study.tell(trial, cand.score)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _ensemble(entries, best, problem, y_scored, X_all, y_all, deadline, reserve, refits, n_fits, growth,
+              candidates, emit) -> tuple[Candidate, Any, dict[str, Any]] | None:
+    """An ensemble of the candidates when it beats the best single one and its members can be refitted in
+    the time left; adds its row to the leaderboard either way. Returns (its candidate, its pipeline, its
+    predictions of the scored rows: the members' out-of-fold or validation predictions, combined) or None."""
+    from sklearn.pipeline import Pipeline
+
+    from forgeml.tuning.ensemble import choose
+
+    sign = 1.0 if problem.metric.greater_is_better else -1.0
+    pool = sorted((e for e in entries if e.preds is not None), key=lambda e: -sign * e.cand.score)[:ENSEMBLE_POOL]
+    if len(pool) < 2:
+        return None
+    emit("stage", {"name": "ensemble"})
+    start = time.monotonic()
+    cand = Candidate("ensemble", {}, config="greedy")
+    try:
+        plan, scores = choose([e.preds for e in pool], np.asarray(y_scored), problem.metric, task=problem.task,
+                              classes=problem.classes, best_score=best.cand.score, seed=problem.seed)
+    except Exception as exc:  # an ensemble is an extra; its failure leaves the best single model
+        log.debug("ensemble failed", exc_info=True)
+        cand.status, cand.note = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        candidates.append(cand)
+        return None
+    tried = {k: v for k, v in scores.items() if k != "best_single" and np.isfinite(v)}
+    if tried:
+        method = max(tried, key=lambda k: sign * tried[k])
+        cand.config, cand.score = method, float(tried[method])
+    cand.fit_time = time.monotonic() - start
+    candidates.append(cand)
+    if plan is None:
+        cand.status, cand.note = "skipped", f"does not beat {best.cand.family} ({best.cand.config})"
+        emit("candidate", cand.row())
+        return None
+    members = [pool[i] for i in plan.members]
+    cand.config, cand.score = plan.method, float(plan.score)
+    cand.params = {"members": [f"{m.cand.family} ({m.cand.config})" for m in members],
+                   **({"weights": [round(float(w), 4) for w in plan.weights]} if plan.weights is not None else {})}
+    need = sum(_refit_estimate(m.cand, n_fits, growth) for m in members if refits(m.family))
+    left = deadline.remaining() - reserve
+    if deadline.seconds is not None and need > left:
+        cand.status, cand.note = "skipped", f"its {len(members)} members need ~{need:.0f}s to refit, {max(left, 0):.0f}s left"
+        emit("candidate", cand.row())
+        return None
+    emit("stage", {"name": f"refit {len(members)} ensemble members"})
+    fitted = []
+    for m in members:
+        if refits(m.family) or m.fitted is None:
+            params = _refit_params(m.family, m.cand.params, m.cand.best_iteration, growth)
+            with checkpoint_slot(f"{m.family.name}-ensemble"):
+                pipe, _ = fit_pipeline(m.family, params, problem, X_all, y_all,
+                                       deadline=Deadline(None if deadline.seconds is None else max(left, 0.0)))
+            fitted.append(pipe)
+        else:
+            fitted.append(m.fitted)
+    cand.fit_time = time.monotonic() - start
+    cand.predict_time = sum(m.cand.predict_time or 0.0 for m in members)
+    cand.note = f"{plan.method} over {len(members)} models, beats the best single model ({best.cand.score:.4f})"
+    emit("candidate", cand.row())
+    return cand, Pipeline([("model", plan.build(fitted))]), _combined(plan, [m.preds for m in members], problem)
+
+
+def _combined(plan: Any, preds: list[Any], problem: Problem) -> dict[str, Any]:
+    """{"y_pred", "proba"} of an ensemble plan from its members' predictions of the scored rows."""
+    from forgeml.tuning.ensemble import _blend, _meta_features, _meta_proba
+
+    classify = problem.task == "classification"
+    if plan.method == "greedy":
+        out = _blend([np.asarray(p) for p in preds], plan.weights)
+    else:
+        features = _meta_features([np.asarray(p) for p in preds], problem.task)
+        out = _meta_proba(plan.meta, features, problem.classes) if classify else plan.meta.predict(features)
+    if classify:
+        return {"y_pred": label_array(problem.classes or [])[np.asarray(out).argmax(axis=1)], "proba": np.asarray(out)}
+    return {"y_pred": np.asarray(out, dtype=float), "proba": None}
 
 
 def _size(family: Family, task: str, params: dict[str, Any]) -> int:
@@ -410,9 +597,11 @@ def _cross_validate(
     the best iteration/size, whether every fold ran, and the last fold's pipeline (kept as the model when
     no time is left to refit)."""
     n = len(X)
-    y_pred = np.empty(n, dtype=object if problem.task == "classification" else float)
-    proba = np.zeros((n, len(problem.classes or []))) if problem.task == "classification" else None
-    fold_scores, sizes = [], []
+    classify = problem.task == "classification"
+    y_pred = np.zeros(n)  # regression: sums over repeats
+    proba = np.zeros((n, len(problem.classes or []))) if classify else None
+    seen = np.zeros(n)
+    fold_scores, sizes, predict_time = [], [], 0.0
     for i, (tr, va) in enumerate(folds):
         if i and not must_finish and deadline.remaining() <= 0:
             return float("nan"), float("nan"), {}, None, False, None
@@ -420,15 +609,24 @@ def _cross_validate(
         with checkpoint_slot(f"{family.name}-fold{i + 1}"):
             pipe, size = fit_pipeline(family, params, problem, X.iloc[tr], y.iloc[tr], X.iloc[va], y.iloc[va],
                                       Deadline(share))
+        tick = time.perf_counter()
         pred, prob = predictions(pipe, X.iloc[va], problem)
-        y_pred[va] = pred
-        if proba is not None:
-            proba[va] = prob
+        predict_time += time.perf_counter() - tick
+        seen[va] += 1
+        if classify:
+            proba[va] += prob
+        else:
+            y_pred[va] += pred
         fold_scores.append(_score(problem, y.iloc[va], pred, prob))
         if size:
             sizes.append(size)
-    if problem.task == "classification":
-        y_pred = label_array(y_pred)
+    repeats = np.maximum(seen, 1)  # with repeated CV each row was predicted once per repeat: the mean
+    if classify:
+        proba = proba / repeats[:, None]
+        y_pred = label_array(problem.classes or [])[proba.argmax(axis=1)]
+    else:
+        y_pred = y_pred / repeats
     score = _score(problem, y, y_pred, proba)
     size = int(np.mean(sizes)) if sizes else None
-    return score, float(np.std(fold_scores)), {"y_pred": y_pred, "proba": proba}, size, True, pipe
+    oof = {"y_pred": y_pred, "proba": proba, "predict_time": predict_time}
+    return score, float(np.std(fold_scores)), oof, size, True, pipe
