@@ -24,6 +24,8 @@ _EXPORTS = {
     "load": "forgeml.pipeline",
     "TrainResult": "forgeml.pipeline",
     "ForgeModel": "forgeml.model",
+    "AutoClassifier": "forgeml.estimators",
+    "AutoRegressor": "forgeml.estimators",
     "Spec": "forgeml.spec",
     "load_spec": "forgeml.spec",
     "ForgeError": "forgeml.errors",
