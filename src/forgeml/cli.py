@@ -147,6 +147,8 @@ def train(
     id_column: Optional[list[str]] = typer.Option(None, "--id-column", help="identifier column (repeatable)"),
     group_column: Optional[str] = typer.Option(None, "--group-column", help="keep rows of a group in one split"),
     time_column: Optional[str] = typer.Option(None, "--time-column", help="split in time order"),
+    sequence_id: Optional[str] = typer.Option(None, "--sequence-id", help="a long table: the column naming each sequence"),
+    sequence_time: Optional[str] = typer.Option(None, "--sequence-time", help="a long table: the column ordering steps"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="neural families: maximum epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="neural families: batch size"),
     device: Optional[str] = typer.Option(None, "--device", help="neural families: auto | cpu | cuda | cuda:N | mps"),
@@ -164,7 +166,7 @@ def train(
             name=name, task=task, metric=metric, models=models, preset=preset, seed=seed, query=query,
             ignore_columns=ignore or None,
             id_columns=id_column or None, group_column=group_column, time_column=time_column,
-            epochs=epochs, batch_size=batch_size, device=device, workers=workers, resume=resume,
+            sequence_id=sequence_id, sequence_time=sequence_time, epochs=epochs, batch_size=batch_size, device=device, workers=workers, resume=resume,
         )
     if as_json:
         _json({"name": result.name, "version": result.version, "run_id": result.run_id,

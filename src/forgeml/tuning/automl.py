@@ -484,12 +484,13 @@ def _tune_leader(best, entries, problem, deadline, held, share, run, emit) -> No
         log.debug("tuning %s skipped", leader.family.name, exc_info=True)
         return
     stop_at = deadline.elapsed() + share * max(deadline.remaining() - held(), 0.0)
-    emit("stage", {"name": f"tune {leader.family.name}"})
     number = 0
     while True:
         per_trial = leader.cand.fit_time
         if deadline.elapsed() + per_trial > stop_at:
             break
+        if not number:
+            emit("stage", {"name": f"tune {leader.family.name}"})
         trial = study.ask()
         params = {**leader.cand.params, **suggest(trial, space)}
         number += 1
