@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 EventFn = Callable[[str, dict[str, Any]], None]
 SMALL_DATA_ROWS = 20_000
-ENSEMBLE_POOL = 8  # the best candidates an ensemble may draw from (more adds overfitting, not accuracy)
+CANDIDATE_SHARE = 0.5  # the most of the time left one candidate may use while others wait
+ENSEMBLE_POOL = 8
+ENSEMBLE_RESERVE = 0.1  # share of the time limit kept for refitting an ensemble's members  # the best candidates an ensemble may draw from (more adds overfitting, not accuracy)
 # The boosting families (early-stopped, refitted at their best size) -> their thread-count parameter.
 _BOOSTING = {"lightgbm": "n_jobs", "catboost": "thread_count", "xgboost": "n_jobs"}
 
@@ -333,10 +335,15 @@ def select_model(
         cand.status, cand.note = "skipped", note
         emit("candidate", cand.row())
 
-    def held() -> float:
-        return reserve + (_refit_estimate(best.cand, n_fits, growth) if best and refits(best.family) else 0.0)
+    # With ensembling on, a tenth of the budget is kept for refitting the ensemble's members.
+    ensemble_reserve = ENSEMBLE_RESERVE * deadline.seconds if ensemble and deadline.seconds else 0.0
 
-    def run(family: Family, params: dict[str, Any], config: str, budget: float, first: bool) -> Candidate:
+    def held() -> float:
+        refit_best = _refit_estimate(best.cand, n_fits, growth) if best and refits(best.family) else 0.0
+        return reserve + refit_best + (ensemble_reserve if len(entries) > 1 else 0.0)
+
+    def run(family: Family, params: dict[str, Any], config: str, budget: float, first: bool,
+            cap: float = 1.0) -> Candidate:
         """Score one configuration within `budget` seconds; record it; keep it when it is the best."""
         nonlocal best, seconds_per_cost
         cand = Candidate(family.name, params, config=config)
@@ -344,7 +351,7 @@ def select_model(
         # The first candidate always runs and finishes (a run must end with a model); with no best yet to
         # hold a refit reserve for, it shares its budget with its own refit (when it will have one).
         share = 1.0 + growth / n_fits if first and refits(family) else 1.0
-        own = Deadline(None if deadline.seconds is None else max(budget, 0.0) / share)
+        own = Deadline(None if deadline.seconds is None else max(budget, 0.0) / share * cap)
         emit("candidate_start", {"family": family.name, "config": config})
         start = time.monotonic()
         preds = fitted = None
@@ -410,7 +417,9 @@ def select_model(
                 candidates.append(cand)
                 skip(cand, f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left")
                 continue
-        run(family, params, config, budget, first=best is None)
+        # One candidate may not take more than half of what is left while others wait (the first must finish).
+        more = any(e is not entry for e in families[families.index(entry) + 1:])
+        run(family, params, config, budget, first=best is None, cap=CANDIDATE_SHARE if more and best else 1.0)
 
     if best is None:
         if errors and all(isinstance(e, ForgeError) for e in errors):
