@@ -30,6 +30,7 @@ EventFn = Callable[[str, dict[str, Any]], None]
 SMALL_DATA_ROWS = 20_000
 CANDIDATE_SHARE = 0.5  # the most of the time left one candidate may use while others wait
 ENSEMBLE_POOL = 8
+MAX_TUNING_TRIALS = 40  # TPE's gains flatten well before this within an AutoML budget
 ENSEMBLE_RESERVE = 0.1  # share of the time limit kept for refitting an ensemble's members  # the best candidates an ensemble may draw from (more adds overfitting, not accuracy)
 # The boosting families (early-stopped, refitted at their best size) -> their thread-count parameter.
 _BOOSTING = {"lightgbm": "n_jobs", "catboost": "thread_count", "xgboost": "n_jobs"}
@@ -496,7 +497,7 @@ def _tune_leader(best, entries, problem, deadline, held, share, run, emit) -> No
     number = 0
     while True:
         per_trial = leader.cand.fit_time
-        if deadline.elapsed() + per_trial > stop_at:
+        if deadline.elapsed() + per_trial > stop_at or number >= MAX_TUNING_TRIALS:
             break
         if not number:
             emit("stage", {"name": f"tune {leader.family.name}"})
