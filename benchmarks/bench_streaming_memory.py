@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,21 +30,7 @@ FEATURES = 50
 WRITE_ROWS = 250_000  # rows generated per write: the benchmark's own memory stays small too
 
 
-def rss_mb() -> float:
-    """Current resident set size (Linux /proc; falls back to the peak elsewhere)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return peak_mb()
-
-
-def peak_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux
+from bench_trainer_memory import peak_mb, rss_mb  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def write_parquet(path: Path, rows: int, row_group: int) -> None:

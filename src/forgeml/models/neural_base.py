@@ -267,6 +267,10 @@ class TorchEstimatorMixin:
             import shutil
 
             shutil.rmtree(slot, ignore_errors=True)  # the fit is complete: nothing left to resume
+        self._set_trained(module, path, kwargs, result)
+
+    def _set_trained(self, module: Any, path: str, kwargs: dict[str, Any], result: dict[str, Any]) -> None:
+        """The fitted attributes of a trained network: module_ (on CPU, eval mode), net_, history_, ..."""
         self.module_ = module.to("cpu").eval()
         self.net_ = {"class": path, "kwargs": kwargs}
         self.history_ = result["history"]

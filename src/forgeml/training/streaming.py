@@ -641,13 +641,7 @@ def fit_parquet(estimator: Any, path: str | Path, target: str, *, features: Sequ
 
     module = net_class(net)(**kwargs)
     module.load_state_dict(result["weights"])
-    estimator.module_ = module.eval()
-    estimator.net_ = {"class": net, "kwargs": kwargs}
-    estimator.history_ = result["history"]
-    estimator.best_epoch_ = result["best_epoch"]
-    estimator.n_epochs_ = result["epochs"]
-    estimator.stopped_early_ = result["stopped_early"]
-    estimator.device_ = result["device"]
+    estimator._set_trained(module, net, kwargs, result)
     return estimator
 
 
