@@ -56,7 +56,19 @@ class ForgeModel:
 
     def predict(self, data: pd.DataFrame | str) -> np.ndarray:
         """Predicted labels (classification) or values (regression), one per row of `data`."""
-        return np.asarray(self.pipeline.predict(self._features(data)))
+        features = self._features(data)
+        if self.threshold is not None:
+            return self._cut(self.pipeline.predict_proba(features))
+        return np.asarray(self.pipeline.predict(features))
+
+    @property
+    def threshold(self) -> float | None:
+        """Binary models tuned for a label metric: the positive class's probability cut (else None)."""
+        return self.metadata.get("threshold")
+
+    def _cut(self, proba: np.ndarray) -> np.ndarray:
+        classes = list(self.classes or [])
+        return np.where(proba[:, 1] >= self.threshold, classes[1], classes[0])
 
     def predict_proba(self, data: pd.DataFrame | str) -> pd.DataFrame:
         """Class probabilities: one column per class, in `classes` order, one row per input row."""
@@ -73,9 +85,11 @@ class ForgeModel:
         if proba and self.task == "classification":
             p = self.pipeline.predict_proba(features)
             classes = np.asarray(self.classes)
-            out["prediction"] = classes[np.argmax(p, axis=1)]
+            out["prediction"] = self._cut(p) if self.threshold is not None else classes[np.argmax(p, axis=1)]
             for i, c in enumerate(self.classes or []):
                 out[f"proba_{c}"] = p[:, i]
+        elif self.threshold is not None:
+            out["prediction"] = self._cut(self.pipeline.predict_proba(features))
         else:
             out["prediction"] = self.pipeline.predict(features)
         sequence = self.metadata.get("sequence")

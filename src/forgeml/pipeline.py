@@ -212,6 +212,7 @@ def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -
             tune_share=preset.tune_share if spec.models == "auto" else 0.0, ensemble=preset.ensemble,
         )
 
+    threshold = _threshold(selection, problem, parts, features, target, trainval, warnings)
     emit("stage", {"name": "evaluate"})
     prepare = getattr(selection.pipeline, "named_steps", {}).get("prepare")
     used = [c for c in features if c in set(getattr(prepare, "feature_names_in_", features))]  # the model's columns
@@ -222,6 +223,7 @@ def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -
         schema=FeatureSchema.from_frame(parts.train[used], {c: kinds[c] for c in used}),
         family=selection.winner.family, params=selection.winner.params, classes=classes,
         metadata={"name": spec.output.name, "metric": metric_name, "forgeml_version": __version__,
+                  **({"threshold": threshold} if threshold is not None else {}),
                   **({"sequence": {"id": spec.data.sequence_id, "time": spec.data.sequence_time}}
                      if spec.data.sequence_id else {}),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -332,6 +334,32 @@ def _validation_folds(spec: Spec, prep: Prepared) -> tuple[pd.DataFrame, list[tu
     return trainval, folds
 
 
+def _threshold(selection, problem, parts, features, target, trainval, warnings) -> float | None:
+    """Binary problems scored by a label metric (accuracy, f1, ...): the probability cut that serves the
+    metric best on the final model's out-of-fold or validation probabilities, when it beats 0.5 there.
+    Sets problem.threshold, so the evaluation and the saved model use it."""
+    from forgeml.tuning.automl import predictions
+    from forgeml.tuning.threshold import tune_threshold
+
+    if problem.task != "classification" or len(problem.classes or []) != 2 or problem.metric.needs_proba:
+        return None
+    if selection.oof and selection.oof.get("proba") is not None:
+        scored = trainval if selection.mode == "cv" else parts.validation
+        proba, y = selection.oof["proba"], scored[target]
+    elif len(parts.validation) and selection.holdout_pipeline is not None:
+        _, proba = predictions(selection.holdout_pipeline, parts.validation[features], problem)
+        y = parts.validation[target]
+    else:
+        return None
+    cut, score, base = tune_threshold(proba[:, 1], np.asarray(y), problem.metric, list(problem.classes))
+    if cut == 0.5:
+        return None
+    problem.threshold = cut
+    warnings.append(f"decision threshold {cut:.3f} for '{problem.classes[1]}' (instead of 0.5): "
+                    f"{problem.metric.name} {score:.4f} vs {base:.4f} on held-out predictions")
+    return cut
+
+
 def _hashable(df: pd.DataFrame) -> pd.DataFrame:
     """df with list / array cells (sequence columns) as text, so rows can be compared and hashed."""
     lists = [c for c in df.columns if df[c].dtype == object and df[c].map(lambda v: isinstance(v, (list, np.ndarray))).any()]
@@ -361,7 +389,12 @@ def _evaluate_splits(selection, problem, parts, features, target, trainval) -> d
         out["train"]["note"] = f"on a sample of {TRAIN_EVAL_ROWS:,} of {len(parts.train):,} training rows"
     if selection.oof and (selection.mode == "cv" or selection.ensemble):
         oof, scored = selection.oof, trainval if selection.mode == "cv" else parts.validation
-        out["validation"] = evaluate_predictions(problem.task, np.asarray(scored[target]), oof["y_pred"],
+        y_pred = oof["y_pred"]
+        if problem.threshold is not None:
+            from forgeml.tuning.threshold import label_at
+
+            y_pred = label_at(oof["proba"][:, 1], problem.threshold, list(problem.classes))
+        out["validation"] = evaluate_predictions(problem.task, np.asarray(scored[target]), y_pred,
                                                  oof["proba"], problem.classes)
         out["validation"]["note"] = ("out-of-fold predictions over train + validation" if selection.mode == "cv"
                                      else "the members' validation predictions, combined")

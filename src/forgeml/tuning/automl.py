@@ -105,6 +105,7 @@ class Problem:
     metric: Any  # forgeml.evaluation.metrics.Metric
     classes: list[Any] | None
     seed: int
+    threshold: float | None = None  # binary: the positive class's probability cut (None: the most likely class)
 
 
 # ----------------------------------------------------------------------------- one fit
@@ -248,6 +249,10 @@ def predictions(pipeline: Any, X: pd.DataFrame, problem: Problem) -> tuple[np.nd
     """(y_pred, proba) of a fitted pipeline; proba is None for regression."""
     if problem.task == "classification":
         proba = aligned_proba(pipeline, X, problem.classes or [])
+        if problem.threshold is not None:
+            from forgeml.tuning.threshold import label_at
+
+            return label_at(proba[:, 1], problem.threshold, list(problem.classes or [])), proba
         return label_array(problem.classes or [])[proba.argmax(axis=1)], proba
     return np.asarray(pipeline.predict(X)), None
 
