@@ -15,7 +15,7 @@ def _names(entries):
 
 def test_balanced_tries_every_family_and_one_wide_lightgbm_cheap_and_strong_first():
     names = _names(portfolio("classification", {"x": "numeric"}, "balanced"))
-    assert names[:4] == ["lightgbm", "linear", "catboost", "xgboost"]
+    assert names[:5] == ["lightgbm", "linear", "knn", "catboost", "xgboost"]
     assert "lightgbm:wide" in names and names.index("lightgbm:wide") > names.index("xgboost")
     assert "cnn" not in names and "naive_bayes" in names
 

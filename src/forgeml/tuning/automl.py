@@ -386,7 +386,7 @@ def select_model(
             errors.append(exc)
             cand.status, cand.note = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         cand.fit_time = time.monotonic() - start
-        rate = cand.fit_time / (family.cost * n_fits)
+        rate = cand.fit_time / (family.cost_at(len(X_all)) * n_fits)
         seconds_per_cost = rate if seconds_per_cost is None else max(seconds_per_cost, rate)
         emit("candidate", cand.row())
         if cand.status != "ok" or cand.score is None or not np.isfinite(cand.score):
@@ -394,11 +394,7 @@ def select_model(
         entry = _Entry(cand, family, fitted, preds)
         entries.append(entry)
         if best is None or sign * cand.score > sign * best.cand.score:
-            if best is not None and folds:
-                best.fitted = None  # only the leader's last-fold fit is kept (the no-time-to-refit fallback)
             best = entry
-        elif folds:
-            entry.fitted = None
         return cand
 
     for entry in families:
@@ -417,7 +413,7 @@ def select_model(
             continue
         if seconds_per_cost is not None:
             # Estimated from the slowest rate seen so far; the refit adds about one more fit.
-            estimate = seconds_per_cost * family.cost * (n_fits + growth)
+            estimate = seconds_per_cost * family.cost_at(len(X_all)) * (n_fits + growth)
             if estimate > budget and not family.grow:
                 cand = Candidate(family.name, params, config=config)
                 candidates.append(cand)
@@ -557,14 +553,15 @@ def _ensemble(entries, best, problem, y_scored, X_all, y_all, deadline, reserve,
                    **({"weights": [round(float(w), 4) for w in plan.weights]} if plan.weights is not None else {})}
     need = sum(_refit_estimate(m.cand, n_fits, growth) for m in members if refits(m.family))
     left = deadline.remaining() - reserve
-    if deadline.seconds is not None and need > left:
+    as_fitted = deadline.seconds is not None and need > left  # no time to refit: the fits scoring made
+    if as_fitted and any(m.fitted is None for m in members):
         cand.status, cand.note = "skipped", f"its {len(members)} members need ~{need:.0f}s to refit, {max(left, 0):.0f}s left"
         emit("candidate", cand.row())
         return None
-    emit("stage", {"name": f"refit {len(members)} ensemble members"})
+    emit("stage", {"name": f"refit {len(members)} ensemble members" if not as_fitted else "ensemble"})
     fitted = []
     for m in members:
-        if refits(m.family) or m.fitted is None:
+        if not as_fitted and (refits(m.family) or m.fitted is None):
             params = _refit_params(m.family, m.cand.params, m.cand.best_iteration, growth)
             with checkpoint_slot(f"{m.family.name}-ensemble"):
                 pipe, _ = fit_pipeline(m.family, params, problem, X_all, y_all,
@@ -575,6 +572,9 @@ def _ensemble(entries, best, problem, y_scored, X_all, y_all, deadline, reserve,
     cand.fit_time = time.monotonic() - start
     cand.predict_time = sum(m.cand.predict_time or 0.0 for m in members)
     cand.note = f"{plan.method} over {len(members)} models, beats the best single model ({best.cand.score:.4f})"
+    if as_fitted:
+        cand.note += "; members not refitted (no time): their last-fold fits" if n_fits > 1 else \
+            "; members not refitted (no time): their fits on the training split"
     emit("candidate", cand.row())
     return cand, Pipeline([("model", plan.build(fitted))]), _combined(plan, [m.preds for m in members], problem)
 

@@ -47,7 +47,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], int]] = {
 }
 
 
-ORDER = {"lightgbm": 10, "linear": 11, "catboost": 12}
+ORDER = {"lightgbm": 10, "linear": 11, "knn": 11.5, "catboost": 12, "svm": 18.5}
 
 
 def portfolio(task: str, kinds: dict[str, str] | None, preset: str) -> list[tuple[Family, dict[str, Any], str]]:
@@ -56,8 +56,9 @@ def portfolio(task: str, kinds: dict[str, str] | None, preset: str) -> list[tupl
     families = auto_families(task, kinds)
     networks_first = [f for f in families if not f.auto]  # cnn / rnn for image / sequence data
     chosen = [f for f in families if f.auto and (settings.families is None or f.name in settings.families)]
-    # Cheapest and strongest first: LightGBM, then the nearly free linear model (a diverse ensemble member
-    # in a tenth of a second), then CatBoost and XGBoost; the zoo's priorities order the rest.
+    # Cheapest and strongest first: LightGBM, then the nearly free linear model and k-NN (diverse ensemble
+    # members in a fraction of a second on small data; k-NN's size guard keeps it off large tables), then
+    # CatBoost and XGBoost, and the kernel SVM (guarded at 10,000 rows) before the other trees.
     entries = [(ORDER.get(f.name, f.priority), f, {}, "default") for f in chosen]
     for key in settings.variants:
         name, config = key.split(":")
