@@ -144,7 +144,7 @@ def test_an_image_folder_trains_a_cnn_that_predicts_from_paths_in_a_fresh_proces
     from tables import make_digit_folder
 
     root = make_digit_folder(tmp_path / "digits", classes=(0, 1, 2, 3))
-    result = forgeml.train(root, models=[{"family": "cnn", "params": {"channels": [16, 32]}}], epochs=15,
+    result = forgeml.train(root, models=[{"family": "cnn", "params": {"channels": [16, 32]}}], epochs=15, time_limit=None,
                            name="digits", seed=0)
     assert result.model.target == "label" and result.model.family == "cnn"
     assert result.metrics["accuracy"] >= 0.95
@@ -171,7 +171,8 @@ def test_a_text_column_trains_a_sequence_network_on_raw_text(family):
     from tables import make_reviews
 
     reviews = make_reviews(400)
-    result = forgeml.train(reviews, target="sentiment", models=family, epochs=25, register=False, seed=0)
+    result = forgeml.train(reviews, target="sentiment", models=family, epochs=25, time_limit=None, register=False,
+                           seed=0)
     assert result.model.estimator.tokenizer == "word" and result.model.estimator.vocabulary_ is not None
     assert result.metrics["accuracy"] >= 0.8
     new = pd.DataFrame({"review": ["it was great and i love it", "arrived broken , awful , refund"]})
@@ -227,7 +228,7 @@ def test_a_long_table_of_steps_trains_per_sequence_and_predicts_from_steps(fresh
                          for i, row in enumerate(trends.itertuples()) for t, v in enumerate(row.series)])
     long = long.sample(frac=1.0, random_state=0)  # steps arrive in any order
     result = forgeml.train(long, target="direction", sequence_id="series_id", sequence_time="step", models="rnn",
-                           epochs=30, name="trends", seed=0)
+                           epochs=30, time_limit=None, name="trends", seed=0)
     assert result.model.schema.kinds == {"value": "sequence"} and result.metrics["accuracy"] >= 0.85
     fresh = forgeml.load("trends")
     preds = fresh.predict_frame(long[long["series_id"].isin(["s000", "s001", "s002"])].drop(columns="direction"))

@@ -197,7 +197,7 @@ def _train(df, spec, fingerprint, register, emit, on_event, started, deadline) -
 
     families = _candidates(spec, task, kinds)
     preset = PRESET_SETTINGS[spec.training.preset]
-    trainval, folds = _validation_folds(spec, prep)
+    trainval, folds = _validation_folds(spec, prep, families)
     limit = spec.training.time_limit
     # kept back from fitting: refit, evaluation, importance and registration
     reserve = 0.0 if limit is None else min(max(REGISTER_SECONDS + 1.0, 0.12 * limit), 0.3 * limit)
@@ -319,15 +319,17 @@ def _prepare(df: pd.DataFrame, spec: Spec, emit: EventFn) -> Prepared:
                     classes=classes, metric_name=metric_name, problem=problem, warnings=warnings)
 
 
-def _validation_folds(spec: Spec, prep: Prepared) -> tuple[pd.DataFrame, list[tuple[np.ndarray, np.ndarray]] | None]:
+def _validation_folds(spec: Spec, prep: Prepared, families: list[Any] = ()) -> tuple[pd.DataFrame, list[tuple[np.ndarray, np.ndarray]] | None]:
     """train + validation, and the CV folds over it when model selection cross-validates."""
     from forgeml.data.split import cv_folds
 
     parts = prep.parts
     trainval = pd.concat([parts.train, parts.validation], ignore_index=True)
     mode = spec.training.validation
-    # Images and sequences are scored on the validation split: a network per fold costs too much of the budget.
-    whole = any(kind in ("image", "sequence") for kind in prep.kinds.values())
+    # Images, sequences and networks that read a column whole are scored on the validation split: a network
+    # per fold costs too much of the budget.
+    whole = any(kind in ("image", "sequence") for kind in prep.kinds.values()) or any(
+        entry[0].inputs != "table" for entry in families)
     use_cv = mode == "cv" or len(parts.validation) == 0 or (
         mode == "auto" and len(trainval) <= spec.training.cv_max_rows and not whole and spec.training.preset != "fast")
     folds = cv_folds(trainval, prep.target, spec.split, prep.task, spec.split_seed) if use_cv else None
