@@ -308,7 +308,8 @@ register(Family(
     space={"learning_rate": Float(0.01, 0.3, log=True), "max_leaf_nodes": Int(8, 128, log=True),
            "min_samples_leaf": Int(2, 100, log=True), "l2_regularization": Float(1e-8, 10.0, log=True),
            "max_features": Float(0.3, 1.0)},
-    sparse_ok=False, priority=20, cost=3.0, description="scikit-learn histogram gradient boosting",
+    sparse_ok=False, priority=20, cost=3.0, grow="max_iter",  # boosting rounds added in steps up to the deadline
+    description="scikit-learn histogram gradient boosting",
 ))
 register(Family(
     "linear", _BOTH, _linear,
