@@ -30,6 +30,7 @@ EventFn = Callable[[str, dict[str, Any]], None]
 SMALL_DATA_ROWS = 20_000
 CANDIDATE_SHARE = 0.5  # the most of the time left one candidate may use while others wait
 ENSEMBLE_POOL = 8
+ENSEMBLE_ROWS = 5_000  # rows of out-of-fold / validation predictions the ensemble's weights are chosen on
 MAX_TUNING_TRIALS = 40  # TPE's gains flatten well before this within an AutoML budget
 ENSEMBLE_RESERVE = 0.1  # share of the time limit kept for refitting an ensemble's members  # the best candidates an ensemble may draw from (more adds overfitting, not accuracy)
 # The boosting families (early-stopped, refitted at their best size) -> their thread-count parameter.
@@ -529,9 +530,13 @@ def _ensemble(entries, best, problem, y_scored, X_all, y_all, deadline, reserve,
     emit("stage", {"name": "ensemble"})
     start = time.monotonic()
     cand = Candidate("ensemble", {}, config="greedy")
+    y_scored, preds = np.asarray(y_scored), [np.asarray(e.preds) for e in pool]
+    if len(y_scored) > ENSEMBLE_ROWS:  # weights from a sample: as good, and the search costs no more on big data
+        rows = np.sort(np.random.default_rng(problem.seed).choice(len(y_scored), ENSEMBLE_ROWS, replace=False))
+        y_scored, preds = y_scored[rows], [p[rows] for p in preds]
     try:
-        plan, scores = choose([e.preds for e in pool], np.asarray(y_scored), problem.metric, task=problem.task,
-                              classes=problem.classes, best_score=best.cand.score, seed=problem.seed)
+        plan, scores = choose(preds, y_scored, problem.metric, task=problem.task, classes=problem.classes,
+                              seed=problem.seed)
     except Exception as exc:  # an ensemble is an extra; its failure leaves the best single model
         log.debug("ensemble failed", exc_info=True)
         cand.status, cand.note = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
