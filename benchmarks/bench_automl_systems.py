@@ -114,6 +114,9 @@ def run_system(system: str, python: str, data: dict, budget: float, seed: int, c
                 os.killpg(process.pid, signal.SIGKILL)  # the worker's own session: it and its children only
                 process.wait()
                 return {"error": f"no result after {limit:.0f} s (killed)"}
+            except BaseException:  # interrupted: a worker in its own session would outlive the benchmark
+                os.killpg(process.pid, signal.SIGKILL)
+                raise
         wall = time.perf_counter() - start
         result_file = job_dir / "result.json"
         if process.returncode or not result_file.exists():
@@ -273,6 +276,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: iris at 10 s, results to a temporary folder")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/automl_systems.json")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # stop the running worker too
     if args.quick:
         args.budgets, args.datasets = "10", "iris"
     out = args.out or (Path(tempfile.mkdtemp(prefix="automl-systems-")) if args.quick else HERE / "results") / "automl_systems.json"
@@ -303,16 +307,16 @@ def main() -> None:
     rows, loaded = [], {name: load(name, args.seed) for name in datasets}
     # forgeml's workers import a copy of its source taken now, so edits to the tree during a long run
     # (other work going on in the checkout) cannot mix versions within one result file
-    snapshot = Path(tempfile.mkdtemp(prefix="forgeml-src-"))
-    shutil.copytree(HERE.parent / "src" / "forgeml", snapshot / "forgeml", ignore=shutil.ignore_patterns("__pycache__"))
-    started, source = machine(cpus), forgeml_source(snapshot / "forgeml")
-    for budget, name, system, preset in plan:
-        print(f"{name} · {LABELS[system]} · {budget:g} s", file=sys.stderr)
-        worker = "autogluon" if system == "autogluon_best" else system
-        result = run_system(worker, pythons[worker], loaded[name], budget, args.seed, cpus, preset,
-                            str(snapshot) if worker == "forgeml" else None)
-        rows.append(row_for(loaded[name], system, budget, result))
-    shutil.rmtree(snapshot, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="forgeml-src-") as snapshot:
+        shutil.copytree(HERE.parent / "src" / "forgeml", Path(snapshot) / "forgeml",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        started, source = machine(cpus), forgeml_source(Path(snapshot) / "forgeml")
+        for budget, name, system, preset in plan:
+            print(f"{name} · {LABELS[system]} · {budget:g} s", file=sys.stderr)
+            worker = "autogluon" if system == "autogluon_best" else system
+            result = run_system(worker, pythons[worker], loaded[name], budget, args.seed, cpus, preset,
+                                snapshot if worker == "forgeml" else None)
+            rows.append(row_for(loaded[name], system, budget, result))
     for r in rows:  # versions once per system, not per row
         if versions := r.pop("versions", None):
             setup.setdefault(r["system"], {})["versions"] = versions
