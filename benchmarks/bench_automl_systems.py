@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine_info import cpu_model  # noqa: E402  (benchmarks/ is the script's folder)
+
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "automl_systems_worker.py"
 DATASETS = ["breast_cancer", "iris", "wine", "digits", "diabetes"]
@@ -237,14 +239,8 @@ def forgeml_source(src: Path = HERE.parent / "src" / "forgeml") -> dict:
 
 def machine(cpus: list[int]) -> dict:
     """What the numbers were measured on, including how busy it was."""
-    cpu_model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu_model)
-    except OSError:
-        pass
     gpu = shutil.which("nvidia-smi") is not None
-    return {"cpu_model": cpu_model, "cpus": os.cpu_count(), "cores_used": len(cpus), "gpu": gpu,
+    return {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "cores_used": len(cpus), "gpu": gpu,
             "python": platform.python_version(), "platform": platform.platform(),
             "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from machine_info import cpu_model  # noqa: E402  (benchmarks/ is the script's folder)
+
 FEATURES, BATCH, LR, WEIGHT_DECAY = 50, 128, 1e-3, 1e-4
 HERE = Path(__file__).resolve().parent
 LIGHTNING_VENV = HERE / ".venvs" / "lightning"
@@ -240,14 +242,8 @@ def start_lightning(rows: int, threads: int, expected: float) -> tuple[Lightning
 
 def machine() -> dict:
     """What the numbers were measured on."""
-    cpu_model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu_model)
-    except OSError:
-        pass
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu_model": cpu_model, "nproc": nproc, "cpus": os.cpu_count(), "gpu": torch.cuda.is_available(),
+    return {"cpu_model": cpu_model(), "nproc": nproc, "cpus": os.cpu_count(), "gpu": torch.cuda.is_available(),
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
 
 

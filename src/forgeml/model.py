@@ -67,8 +67,9 @@ class ForgeModel:
         return self.metadata.get("threshold")
 
     def _cut(self, proba: np.ndarray) -> np.ndarray:
-        classes = list(self.classes or [])
-        return np.where(proba[:, 1] >= self.threshold, classes[1], classes[0])
+        from forgeml.tuning.threshold import label_at
+
+        return label_at(proba[:, 1], self.threshold, list(self.classes or []))
 
     def predict_proba(self, data: pd.DataFrame | str) -> pd.DataFrame:
         """Class probabilities: one column per class, in `classes` order, one row per input row."""

@@ -398,7 +398,7 @@ def select_model(
             best = entry
         return cand
 
-    for entry in families:
+    for position, entry in enumerate(families):
         family, params = entry[0], entry[1]
         config = entry[2] if len(entry) > 2 else "default"
         budget = deadline.remaining() - held()
@@ -421,7 +421,7 @@ def select_model(
                 skip(cand, f"needs ~{estimate:.0f}s, {max(budget, 0):.0f}s left")
                 continue
         # One candidate may not take more than half of what is left while others wait (the first must finish).
-        more = any(e is not entry for e in families[families.index(entry) + 1:])
+        more = position < len(families) - 1
         run(family, params, config, budget, first=best is None, cap=CANDIDATE_SHARE if more and best else 1.0)
 
     if best is None:
@@ -435,7 +435,7 @@ def select_model(
         )
 
     if tune_share > 0 and deadline.seconds is not None:
-        _tune_leader(best, entries, problem, deadline, held, tune_share, run, emit)
+        _tune_leader(best, problem, deadline, held, tune_share, run, emit)
 
     refit_start = time.monotonic()
     final = _ensemble(entries, best, problem, y_scored, X_all, y_all, deadline, reserve, refits, n_fits, growth,
@@ -478,7 +478,7 @@ def _oof_of(entry: _Entry, problem: Problem) -> dict[str, Any] | None:
     return {"y_pred": np.asarray(entry.preds), "proba": None}
 
 
-def _tune_leader(best, entries, problem, deadline, held, share, run, emit) -> None:
+def _tune_leader(best, problem, deadline, held, share, run, emit) -> None:
     """A seeded TPE search of the leading family's space in `share` of the time left; trials are candidates."""
     from forgeml.tuning.search import family_space, make_sampler, suggest
 
@@ -586,17 +586,10 @@ def _ensemble(entries, best, problem, y_scored, X_all, y_all, deadline, reserve,
 
 def _combined(plan: Any, preds: list[Any], problem: Problem) -> dict[str, Any]:
     """{"y_pred", "proba"} of an ensemble plan from its members' predictions of the scored rows."""
-    from forgeml.tuning.ensemble import _blend, _meta_features, _meta_proba
-
-    classify = problem.task == "classification"
-    if plan.method == "greedy":
-        out = _blend([np.asarray(p) for p in preds], plan.weights)
-    else:
-        features = _meta_features([np.asarray(p) for p in preds], problem.task)
-        out = _meta_proba(plan.meta, features, problem.classes) if classify else plan.meta.predict(features)
-    if classify:
-        return {"y_pred": label_array(problem.classes or [])[np.asarray(out).argmax(axis=1)], "proba": np.asarray(out)}
-    return {"y_pred": np.asarray(out, dtype=float), "proba": None}
+    out = np.asarray(plan.combine(preds))
+    if problem.task == "classification":
+        return {"y_pred": label_array(problem.classes or [])[out.argmax(axis=1)], "proba": out}
+    return {"y_pred": out.astype(float), "proba": None}
 
 
 def _size(family: Family, task: str, params: dict[str, Any]) -> int:

@@ -237,6 +237,16 @@ class EnsemblePlan:
     meta: Any = None  # stacked: the meta-learner fitted on every row
     classes: list[Any] | None = field(default=None, repr=False)
 
+    def combine(self, preds: Sequence[Any]) -> np.ndarray:
+        """The ensemble's prediction from its members' predictions (one array per entry of `members`):
+        probabilities (N, K) for classification, values (N,) for regression."""
+        preds = [np.asarray(p, dtype=float) for p in preds]
+        if self.method == "greedy":
+            return _blend(preds, self.weights)
+        task = "classification" if self.classes is not None else "regression"
+        features = _meta_features(preds, task)
+        return _meta_proba(self.meta, features, self.classes) if task == "classification" else self.meta.predict(features)
+
     def build(self, fitted: Sequence[Any]) -> EnsembleClassifier | EnsembleRegressor:
         """The fitted ensemble estimator over `fitted` (one pipeline per entry of `members`)."""
         if len(fitted) != len(self.members):
